@@ -1,0 +1,152 @@
+"""The ``signals`` command. Thin: parse options, call the library, print. Heavy imports stay inside commands."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import SignalsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
+                  help="Turn support transcripts, tickets, reviews and surveys into evidence-linked signals.")
+
+Taxonomy = Annotated[str | None, typer.Option(help="Taxonomy YAML, or labelled JSONL ({text, label}) to build one.")]
+Encoder = Annotated[str | None, typer.Option(help="sentence-transformers model directory (default: MiniLM).")]
+
+
+def _fail(exc: SignalsError) -> None:
+    typer.secho(f"error: {exc}", err=True, fg="red")
+    raise typer.Exit(2)
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def extract(
+    inputs: Annotated[list[str], typer.Argument(help="Files, directories, globs, or - for stdin.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl (or .parquet).")],
+    mode: Annotated[str, typer.Option(help="local (default). llm and cascade arrive with the LLM path.")] = "local",
+    taxonomy: Taxonomy = None,
+    catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML: products: [{name, aliases}].")] = None,
+    encoder: Encoder = None,
+    workspace: Annotated[Path, typer.Option(help="Directory for persistent state.")] = Path(".signals"),
+    text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
+    id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
+    customer_field: Annotated[str, typer.Option(help="Field holding the customer id.")] = "customer_id",
+    turns_field: Annotated[str, typer.Option(help="Field holding transcript turns.")] = "turns",
+    fmt: Annotated[str | None, typer.Option("--format", help="Input format: jsonl|json|csv|tsv|parquet|txt.")] = None,
+    encoding: Annotated[str, typer.Option(help="Input text encoding.")] = "utf-8",
+    max_chars: Annotated[int, typer.Option(help="Reject documents longer than this.")] = 1_000_000,
+    resume: Annotated[bool, typer.Option(help="Skip documents already in OUT (after a crash).")] = True,
+    batch_size: Annotated[int, typer.Option(help="Documents per batch.")] = 256,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Extract intent, sentiment, urgency and constraints, each with evidence, from every document."""
+    _setup_logging(verbose)
+    from .io import FieldMap
+    from .pipeline import Pipeline
+    from .render import progress, summary_table
+
+    if mode != "local":
+        _fail(SignalsError(f"--mode {mode} needs the LLM path, which is not built yet; use --mode local."))
+    fields = FieldMap(text=text_field, id=id_field, customer=customer_field, turns=turns_field)
+    try:
+        pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars)
+        with progress("extracting") as update:
+            summary = pipe.run(inputs, out, fields=fields, fmt=fmt, encoding=encoding, resume=resume,
+                               batch_size=batch_size, on_progress=update)
+    except SignalsError as exc:
+        _fail(exc)
+    summary_table(summary)
+
+
+@app.command(name="eval")
+def eval_(
+    task: Annotated[str, typer.Argument(help="intent | sentiment | urgency | constraints")],
+    test: Annotated[Path, typer.Option(help="Labelled JSONL test file.")],
+    train: Annotated[Path | None, typer.Option(help="Labelled JSONL: its examples become the intent taxonomy.")] = None,
+    shots: Annotated[int | None, typer.Option(help="Use K examples per label from --train.")] = None,
+    taxonomy: Taxonomy = None,
+    encoder: Encoder = None,
+    label_field: Annotated[str, typer.Option(help="Field holding the gold label.")] = "label",
+    catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML for constraints.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --shots sampling.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Measure a task on labelled data (accuracy, macro-F1, ECE, Spearman, span F1)."""
+    _setup_logging(verbose)
+    from .evaluate import evaluate
+    from .pipeline import Pipeline
+    from .render import metrics_table, progress
+
+    try:
+        pipe = Pipeline(str(train) if train else taxonomy, shots=shots, seed=seed, encoder=encoder,
+                        catalog=catalog, ner=task == "constraints")
+        with progress("evaluating", quiet=as_json) as update:
+            metrics = evaluate(task, test, pipe, label_field=label_field, on_progress=lambda n: update(n, 0))
+    except SignalsError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(metrics))
+    else:
+        metrics_table(metrics)
+
+
+@app.command()
+def show(
+    results: Annotated[Path, typer.Argument(help="Output of `signals extract` (.jsonl or .parquet).")],
+    doc_id: Annotated[list[str] | None, typer.Option("--id", help="Document id(s) to show (default: first 3).")] = None,
+    limit: Annotated[int, typer.Option(help="How many documents to show without --id.")] = 3,
+) -> None:
+    """Show documents' signals with their quotes highlighted in context."""
+    from .io import read_results
+    from .render import show_result
+
+    wanted = set(doc_id or [])
+    shown = 0
+    try:
+        for res in read_results(results):
+            if (wanted and res.id in wanted) or (not wanted and shown < limit):
+                show_result(res)
+                shown += 1
+            if (not wanted and shown >= limit) or (wanted and shown >= len(wanted)):
+                break
+    except SignalsError as exc:
+        _fail(exc)
+    if wanted and shown < len(wanted):
+        _fail(SignalsError(f"No row with id {', '.join(sorted(wanted))} in {results}."))
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of one output row (ExtractionResult)."""
+    from .types import ExtractionResult
+
+    typer.echo(json.dumps(ExtractionResult.model_json_schema(), indent=2))
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from . import __version__
+
+    typer.echo(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry for `python -m extractor`
+    try:
+        app()
+    except SignalsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,240 @@
+"""The local extractor: one batch of documents in, one ``ExtractionResult`` per document out.
+
+All sentences of a batch (and each multi-sentence turn as a whole) are encoded in one call; the
+intent, sentiment and urgency models read those vectors, spaCy NER runs once over the customer
+texts that could hold an entity, and rules add the rest. Only customer (or unidentified) speakers'
+words produce intent, urgency and constraints; the agent gets a sentiment of their own.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from ..segment import Segment, is_customer, sentence_spans
+from ..types import Document, Evidence, Signal
+from .constraints import ConstraintExtractor
+from .intent import IntentClassifier
+from .sentiment import SentimentHead
+from .urgency import UrgencySemantics, combine, confidence, find_calm, find_cues, level
+
+log = logging.getLogger(__name__)
+
+MAX_UNIT_SENTENCES = 8  # a turn with more sentences is read sentence by sentence only
+MAX_SECONDARY_INTENTS = 2
+V = "1"
+
+
+@dataclass
+class _Unit:
+    """A turn (or a plain document's text): its sentences and, if multi-sentence, its whole span."""
+
+    turn: int | None
+    role: str
+    text: str
+    sentences: list[Segment] = field(default_factory=list)
+    whole: Segment | None = None
+    row: int = -1                 # row of the unit's own vector (whole, or its single sentence)
+
+    @property
+    def candidates(self) -> list[Segment]:
+        return self.sentences + ([self.whole] if self.whole else [])
+
+
+def _units(doc: Document) -> list[_Unit]:
+    units = []
+    for turn, text, role in doc.units():
+        spans = sentence_spans(text)
+        unit = _Unit(turn, role, text)
+        unit.sentences = [Segment(0, turn, role, None, s, e, text[s:e]) for s, e in spans]
+        if 1 < len(spans) <= MAX_UNIT_SENTENCES:
+            s, e = spans[0][0], spans[-1][1]
+            unit.whole = Segment(0, turn, role, None, s, e, text[s:e])
+        units.append(unit)
+    return units
+
+
+def _ev(seg: Segment) -> Evidence:
+    return Evidence(start=seg.start, end=seg.end, text=seg.text, turn=seg.turn)
+
+
+class LocalExtractor:
+    """Holds the loaded models; ``extract_batch`` is pure with respect to its inputs."""
+
+    def __init__(self, embedder, intent: IntentClassifier, sentiment: SentimentHead,
+                 constraints: ConstraintExtractor):
+        self.embedder = embedder
+        self.intent = intent
+        self.sentiment = sentiment
+        self.constraints = constraints
+        self.urgency = UrgencySemantics(embedder)
+
+    # -- batch -------------------------------------------------------------------------------------
+    def extract_batch(self, docs: list[Document]) -> list[list[Signal]]:
+        """Signals for each document, in order."""
+        all_units = [_units(d) for d in docs]
+        segs: list[Segment] = []
+        seg_rows: dict[int, int] = {}
+        for units in all_units:
+            for u in units:
+                for seg in u.candidates:
+                    seg_rows[id(seg)] = len(segs)
+                    segs.append(seg)
+                own = u.whole or (u.sentences[0] if len(u.sentences) == 1 else None)
+                u.row = seg_rows[id(own)] if own is not None else -1
+        x = self.embedder.encode([s.text for s in segs]) if segs else np.zeros((0, 1), np.float32)
+        probs = self.sentiment.predict_proba(x) if len(x) else np.zeros((0, 3), np.float32)
+        urgent = self.urgency.score(x)
+        customer_rows = [seg_rows[id(s)] for units in all_units for u in units if is_customer(u.role)
+                         for s in u.candidates]
+        intent_scores = self.intent.scores(x[customer_rows]) if customer_rows else None
+        intent_at = {r: i for i, r in enumerate(customer_rows)}
+        ner_docs = self._ner(docs, all_units)
+        out = []
+        for k, (doc, units) in enumerate(zip(docs, all_units)):
+            ctx = _Ctx(x, probs, urgent, seg_rows, intent_scores, intent_at, ner_docs.get(k, {}))
+            out.append(self._signals(doc, units, ctx))
+        return out
+
+    def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, object]]:
+        jobs = [(k, u.turn, u.text) for k, units in enumerate(all_units) for u in units
+                if is_customer(u.role) and self.constraints.needs_ner(u.text)]
+        found: dict[int, dict[int | None, object]] = {}
+        if jobs and self.constraints.nlp is not None:
+            for (k, turn, _), sdoc in zip(jobs, self.constraints.nlp.pipe((j[2] for j in jobs), batch_size=128)):
+                found.setdefault(k, {})[turn] = sdoc
+        return found
+
+    # -- one document ------------------------------------------------------------------------------
+    def _signals(self, doc: Document, units: list[_Unit], ctx: _Ctx) -> list[Signal]:
+        customer = [u for u in units if is_customer(u.role) and u.sentences]
+        signals = self._intent(customer, ctx)
+        signals += self._sentiment(doc, units, ctx)
+        constraints = self._constraints(doc, customer, ctx)
+        signals.append(self._urgency(doc, customer, constraints, ctx))
+        return signals + constraints
+
+    def _intent(self, customer: list[_Unit], ctx: _Ctx) -> list[Signal]:
+        cands = [s for u in customer for s in u.candidates]
+        if not cands or ctx.intent_scores is None:
+            return [Signal(kind="intent", label="out_of_scope", confidence=0.5, speaker="customer",
+                           extractor=f"local.intent@{V}", value={"reason": "no customer text"})]
+        s = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(c)]] for c in cands]]
+        preds = self.intent.decide(s)
+        ranked = sorted(range(len(cands)), key=lambda i: -preds[i].similarity)
+        in_scope = [i for i in ranked if preds[i].label != "out_of_scope"]
+        if not in_scope:
+            i = max(range(len(cands)), key=lambda j: preds[j].confidence)
+            return [Signal(kind="intent", label="out_of_scope", confidence=round(preds[i].confidence, 4),
+                           speaker="customer", evidence=[_ev(cands[i])], extractor=f"local.intent@{V}",
+                           value={"similarity": round(preds[i].similarity, 4)})]
+        out, seen = [], set()
+        for i in in_scope:
+            p = preds[i]
+            if p.label in seen or len(out) > MAX_SECONDARY_INTENTS or (out and p.confidence < 0.5):
+                continue
+            seen.add(p.label)
+            out.append(Signal(kind="intent", label=p.label, confidence=round(p.confidence, 4), speaker="customer",
+                              evidence=[_ev(cands[i])], extractor=f"local.intent@{V}",
+                              value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
+        return out
+
+    def _unit_proba(self, u: _Unit, ctx: _Ctx) -> np.ndarray:
+        if u.row >= 0:
+            return ctx.probs[u.row]
+        rows = [ctx.seg_rows[id(s)] for s in u.sentences]
+        return ctx.probs[rows].mean(axis=0)
+
+    def _sentiment_signal(self, p: np.ndarray, sents: list[Segment], ctx: _Ctx, speaker: str | None,
+                          scope: str) -> Signal:
+        j = int(np.argmax(p))
+        label = self.sentiment.labels[j]
+        rows = [ctx.seg_rows[id(s)] for s in sents]
+        best = sorted(range(len(sents)), key=lambda i: -ctx.probs[rows[i], j])[:2 if label != "neutral" else 1]
+        return Signal(kind="sentiment", label=label, score=round(float(self.sentiment.score(p)), 4),
+                      confidence=round(float(p[j]), 4), speaker=speaker, scope=scope,
+                      evidence=[_ev(sents[i]) for i in sorted(best)], extractor=f"local.sentiment@{V}")
+
+    def _sentiment(self, doc: Document, units: list[_Unit], ctx: _Ctx) -> list[Signal]:
+        out: list[Signal] = []
+        by_role: dict[str, list[tuple[np.ndarray, float, _Unit]]] = {}
+        for u in units:
+            if not u.sentences:
+                continue
+            p = self._unit_proba(u, ctx)
+            role = "customer" if is_customer(u.role) else "agent"
+            weight = np.sqrt(len(u.text)) * (0.5 + 1.0 - float(p[self.sentiment.labels.index("neutral")]))
+            by_role.setdefault(role, []).append((p, weight, u))
+            if doc.turns is not None:
+                out.append(self._sentiment_signal(p, u.sentences, ctx, role, "turn"))
+        for role, items in by_role.items():
+            w = np.array([it[1] for it in items])
+            p = (np.stack([it[0] for it in items]) * w[:, None]).sum(axis=0) / w.sum()
+            sents = [s for it in items for s in it[2].sentences]
+            scope = "document" if role == "customer" else "speaker"
+            out.insert(0, self._sentiment_signal(p, sents, ctx, role, scope))
+        if not by_role.get("customer"):
+            out.insert(0, Signal(kind="sentiment", label="neutral", score=0.0, confidence=0.5, speaker="customer",
+                                 extractor=f"local.sentiment@{V}", value={"reason": "no customer text"}))
+        return out
+
+    def _constraints(self, doc: Document, customer: list[_Unit], ctx: _Ctx) -> list[Signal]:
+        out = []
+        ref = doc.created_at
+        for u in customer:
+            for c in self.constraints.extract(u.text, ref, doc=ctx.ner.get(u.turn)):
+                out.append(Signal(kind="constraint", label=c.label, confidence=c.confidence, speaker="customer",
+                                  value=c.value, extractor=f"local.constraints@{V}:{c.source}",
+                                  evidence=[Evidence(start=c.start, end=c.end, text=c.text, turn=u.turn)]))
+        return out
+
+    def _urgency(self, doc: Document, customer: list[_Unit], constraints: list[Signal], ctx: _Ctx) -> Signal:
+        cues, calm, evidence = [], False, []
+        for u in customer:
+            for c in find_cues(u.text):
+                cues.append(c)
+                evidence.append(Evidence(start=c.start, end=c.end, text=c.text, turn=u.turn))
+            calm = calm or bool(find_calm(u.text))
+        sents = [s for u in customer for s in u.sentences]
+        rows = [ctx.seg_rows[id(s)] for s in sents]
+        semantic = float(ctx.urgent[rows].max()) if rows else 0.0
+        score = combine(cues, semantic, calm, near_deadline=_near_deadline(doc.created_at, constraints))
+        value = {"cues": sorted({c.category for c in cues}), "semantic": round(semantic, 4), "calm": calm}
+        if not evidence and sents:  # no cue: the sentence that sounds most urgent is what was judged
+            evidence = [_ev(sents[int(np.argmax(ctx.urgent[rows]))])]
+        order = sorted(range(len(cues)), key=lambda i: -cues[i].weight)[:6]
+        evidence = [evidence[i] for i in sorted(order)] if cues else evidence
+        return Signal(kind="urgency", label=level(score), score=round(score, 4), confidence=confidence(score),
+                      speaker="customer", value=value, evidence=evidence, extractor=f"local.urgency@{V}")
+
+
+def _near_deadline(created: datetime | None, constraints: list[Signal]) -> bool:
+    """A customer deadline within two days of the document's date."""
+    if created is None:
+        return False
+    base = created.replace(tzinfo=None)
+    for s in constraints:
+        iso = (s.value or {}).get("iso") if s.label == "datetime" else None
+        if not iso or not s.value.get("deadline") or iso.startswith("T"):
+            continue
+        try:
+            when = datetime.fromisoformat(iso)
+        except ValueError:
+            continue
+        if 0 <= (when.date() - base.date()).days <= 2:
+            return True
+    return False
+
+
+@dataclass
+class _Ctx:
+    x: np.ndarray
+    probs: np.ndarray
+    urgent: np.ndarray
+    seg_rows: dict[int, int]
+    intent_scores: np.ndarray | None
+    intent_at: dict[int, int]
+    ner: dict

@@ -1,0 +1,60 @@
+"""Sentiment (negative / neutral / positive) by a linear head over sentence embeddings.
+
+The shipped head (``extractor/data/sentiment_head.json``) is a temperature-calibrated logistic
+regression trained on permissively licensed sets by ``eval/train_sentiment.py``. The file is JSON,
+never a pickle, and records its encoder, labels, data hash and metrics.
+
+>>> head = SentimentHead.load()                              # doctest: +SKIP
+>>> head.predict_proba(load_embedder().encode(["love it"]))  # doctest: +SKIP
+array([[0.02, 0.08, 0.90]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+
+HEAD_FORMAT = "signals.linear_head/1"
+
+
+class SentimentHead:
+    """``predict_proba`` columns follow ``labels``; ``score`` = p(positive) - p(negative)."""
+
+    def __init__(self, spec: dict, source: str):
+        if spec.get("format") != HEAD_FORMAT:
+            raise ModelError(f"{source} is not a {HEAD_FORMAT} file (format={spec.get('format')!r}).")
+        self.labels: list[str] = list(spec["labels"])
+        self.coef = np.asarray(spec["coef"], dtype=np.float32)
+        self.intercept = np.asarray(spec["intercept"], dtype=np.float32)
+        self.temperature = float(spec.get("temperature", 1.0))
+        self.encoder = spec.get("encoder", "")
+        self.id = f"sentiment-head@{spec.get('data_sha256', 'unknown')[:12]}"
+        self._neg, self._pos = self.labels.index("negative"), self.labels.index("positive")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> SentimentHead:
+        try:
+            if path is None:
+                raw = resources.files("extractor").joinpath("data/sentiment_head.json").read_text("utf-8")
+            else:
+                raw = Path(path).read_text("utf-8")
+            return cls(json.loads(raw), str(path or "the shipped sentiment head"))
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelError(
+                f"Cannot load sentiment head {path or 'extractor/data/sentiment_head.json'}: {exc}. "
+                "Rebuild it with: python eval/train_sentiment.py"
+            ) from exc
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        z = (x @ self.coef.T + self.intercept) / self.temperature
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    def score(self, proba: np.ndarray) -> np.ndarray:
+        return proba[..., self._pos] - proba[..., self._neg]

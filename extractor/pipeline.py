@@ -1,0 +1,189 @@
+"""Compose the stages: read → segment → embed → extract → write, in bounded batches, resumably.
+
+>>> from extractor import Pipeline
+>>> pipe = Pipeline()                                            # models load on first use
+>>> result = pipe.extract("I was charged twice, fix it by Friday")  # doctest: +SKIP
+>>> [s.kind for s in result.signals][:3]                           # doctest: +SKIP
+['intent', 'sentiment', 'urgency']
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import __version__
+from .errors import SignalsError
+from .types import Document, ExtractionResult, Provenance, Reject, RunSummary
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 256
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, n)):
+        yield chunk
+
+
+class Pipeline:
+    """Loaded models plus the run loop. Reuse one instance to pay model loading once.
+
+    Parameters name what to load; nothing loads until the first document arrives.
+    """
+
+    def __init__(self, taxonomy: str | Path | None = None, *, shots: int | None = None, seed: int = 0,
+                 encoder: str | None = None, catalog: str | Path | None = None,
+                 sentiment_head: str | Path | None = None, ner: bool = True, max_chars: int = 1_000_000):
+        self.taxonomy_spec, self.shots, self.seed = taxonomy, shots, seed
+        self.encoder_spec, self.catalog_spec, self.head_spec = encoder, catalog, sentiment_head
+        self.use_ner, self.max_chars = ner, max_chars
+        self._local = None
+        self._provenance_models: dict[str, str] = {}
+        self._taxonomy_id: str | None = None
+
+    # -- models --------------------------------------------------------------------------------------
+    @property
+    def local(self):
+        """The loaded ``LocalExtractor`` (loads encoder, taxonomy, heads and spaCy on first access)."""
+        if self._local is None:
+            self._local = self._load_local()
+        return self._local
+
+    def _load_local(self):
+        from .embed import load_embedder
+        from .local.constraints import SPACY_MODEL, ConstraintExtractor, load_catalog, load_spacy
+        from .local.intent import IntentClassifier
+        from .local.runner import LocalExtractor
+        from .local.sentiment import SentimentHead
+        from .taxonomy import load_taxonomy
+
+        t0 = time.perf_counter()
+        embedder = load_embedder(self.encoder_spec)
+        taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed)
+        intent = IntentClassifier.fit(taxonomy, embedder)
+        head = SentimentHead.load(self.head_spec)
+        nlp = load_spacy(max_chars=self.max_chars) if self.use_ner else None
+        constraints = ConstraintExtractor(nlp, load_catalog(self.catalog_spec))
+        self._taxonomy_id = taxonomy.id
+        self._provenance_models = {
+            "encoder": embedder.model_id,
+            "intent": f"prototype-knn@{taxonomy.id}#{taxonomy.fingerprint()}",
+            "sentiment": head.id,
+            "ner": SPACY_MODEL if nlp is not None else "none",
+        }
+        log.info("models loaded in %.1fs", time.perf_counter() - t0)
+        return LocalExtractor(embedder, intent, head, constraints)
+
+    def provenance(self) -> Provenance:
+        self.local  # noqa: B018 - make sure model ids are known
+        return Provenance(version=__version__, mode="local", models=dict(self._provenance_models),
+                          taxonomy=self._taxonomy_id, created=datetime.now(timezone.utc))
+
+    # -- extraction ------------------------------------------------------------------------------------
+    def extract(self, doc: Document | str, **fields) -> ExtractionResult:
+        """Extract signals from one document (a ``Document`` or plain text)."""
+        if isinstance(doc, str):
+            doc = Document(id=fields.pop("id", "doc-1"), text=doc, **fields)
+        out = self.extract_batch([doc])[0]
+        if isinstance(out, Reject):
+            raise SignalsError(f"Document {doc.id} could not be processed: {out.reason}")
+        return out
+
+    def extract_batch(self, docs: Sequence[Document]) -> list[ExtractionResult | Reject]:
+        """One result (or a Reject, if that document failed) per document, in order."""
+        if not docs:
+            return []
+        try:
+            batches = self.local.extract_batch(list(docs))
+        except SignalsError:
+            raise
+        except Exception:  # a failure in one document must not lose the batch: retry one by one
+            log.exception("batch of %d failed; retrying documents one at a time", len(docs))
+            return [self._one(d) for d in docs]
+        prov = self.provenance()
+        return [self._result(d, sigs, prov) for d, sigs in zip(docs, batches)]
+
+    def _one(self, doc: Document) -> ExtractionResult | Reject:
+        try:
+            return self._result(doc, self.local.extract_batch([doc])[0], self.provenance())
+        except SignalsError:
+            raise
+        except Exception as exc:
+            log.debug("document %s failed", doc.id, exc_info=True)
+            return Reject(source=str(doc.metadata.get("_source", "")), id=doc.id, stage="extract",
+                          reason=f"extraction failed: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _result(doc: Document, signals, prov: Provenance) -> ExtractionResult:
+        return ExtractionResult(id=doc.id, customer_id=doc.customer_id, channel=doc.channel,
+                                created_at=doc.created_at, text=doc.text, turns=doc.turns,
+                                signals=signals, provenance=prov)
+
+    # -- batch run -------------------------------------------------------------------------------------
+    def run(self, inputs: Sequence[str], out: str | Path, *, fields=None, fmt: str | None = None,
+            encoding: str = "utf-8", resume: bool = True, batch_size: int = DEFAULT_BATCH,
+            on_progress: Callable[[int, int], None] | None = None) -> RunSummary:
+        """Extract every document of ``inputs`` into ``out`` (JSONL, or Parquet by extension).
+
+        Rejected rows go to ``OUT.rejects.jsonl``; a summary to ``OUT.summary.json``. With
+        ``resume`` (default) documents already in ``out`` are skipped, so a crashed run restarts
+        where it stopped, without duplicates. ``on_progress(n_done, n_rejected)`` is called per batch.
+        """
+        from .io import DocumentReader, FieldMap, RejectSink, ResultSink, rejects_path_for, write_summary
+
+        out = Path(out)
+        reader = DocumentReader(inputs, fields or FieldMap(), fmt=fmt, max_chars=self.max_chars, encoding=encoding)
+        sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
+        n_in = n_ok = n_rej = n_resumed = 0
+        counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
+        reasons: Counter = Counter()
+        t0 = time.perf_counter()
+        try:
+            for batch in _batched(reader, batch_size):
+                todo = []
+                for item in batch:
+                    n_in += 1
+                    if isinstance(item, Reject):
+                        n_rej += 1
+                        reasons[item.reason.split(":")[0][:60]] += 1
+                        if f"{item.source}:{item.line}" not in rejects.done_keys:
+                            rejects.write(item)
+                    elif item.id in sink.done_ids:
+                        n_ok += 1
+                        n_resumed += 1
+                    else:
+                        todo.append(item)
+                for res in self.extract_batch(todo):
+                    if isinstance(res, Reject):
+                        n_rej += 1
+                        reasons[res.reason.split(":")[0][:60]] += 1
+                        rejects.write(res)
+                        continue
+                    n_ok += 1
+                    sink.write(res)
+                    for kind, counter in counts.items():
+                        first = next((s for s in res.signals if s.kind == kind), None)
+                        if first is not None:
+                            counter[first.label] += 1
+                sink.flush()
+                rejects.flush()
+                if on_progress:
+                    on_progress(n_ok, n_rej)
+        finally:
+            sink.close()
+            rejects.close()
+        seconds = time.perf_counter() - t0
+        summary = RunSummary(n_in=n_in, n_ok=n_ok, n_rejected=n_rej, n_resumed=n_resumed, seconds=round(seconds, 3),
+                             docs_per_s=round((n_ok - n_resumed) / seconds, 2) if seconds > 0 else 0.0,
+                             output=str(out), rejects=str(rejects_path_for(out)),
+                             counts={k: dict(v.most_common()) for k, v in counts.items()},
+                             reject_reasons=dict(reasons.most_common()))
+        write_summary(summary, out)
+        return summary

@@ -1,0 +1,99 @@
+"""Terminal presentation for the CLI (rich): progress bars and summary tables. No logic lives here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.table import Table
+
+from .types import RunSummary
+
+console = Console(stderr=True)
+out = Console()
+
+
+@contextmanager
+def progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A live counter with rate; yields ``update(n_done, n_rejected)``. Silent when not a terminal or quiet."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    if quiet or not console.is_terminal:
+        yield lambda done, rejected: None
+        return
+    t0 = time.perf_counter()
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[info]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, info="loading models…")
+
+        def update(done: int, rejected: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, info=f"{done} ok, {rejected} rejected, {rate:.0f} docs/s")
+
+        yield update
+
+
+def summary_table(s: RunSummary) -> None:
+    table = Table(title="signals extract", show_header=False, title_justify="left")
+    table.add_row("documents in", str(s.n_in))
+    table.add_row("ok", f"{s.n_ok}" + (f" ({s.n_resumed} from an earlier run)" if s.n_resumed else ""))
+    table.add_row("rejected", f"{s.n_rejected}" + (f" → {s.rejects}" if s.n_rejected else ""))
+    table.add_row("speed", f"{s.docs_per_s:.1f} docs/s ({s.seconds:.1f}s)")
+    table.add_row("output", s.output)
+    out.print(table)
+    for kind, counts in s.counts.items():
+        if not counts:
+            continue
+        t = Table(title=f"{kind}", title_justify="left")
+        t.add_column("label")
+        t.add_column("docs", justify="right")
+        for label, n in list(counts.items())[:12]:
+            t.add_row(label, str(n))
+        out.print(t)
+    if s.reject_reasons:
+        t = Table(title="reject reasons", title_justify="left")
+        t.add_column("reason")
+        t.add_column("rows", justify="right")
+        for reason, n in s.reject_reasons.items():
+            t.add_row(reason, str(n))
+        out.print(t)
+
+
+def metrics_table(metrics: dict) -> None:
+    t = Table(title=f"signals eval {metrics.get('task', '')}", show_header=False, title_justify="left")
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        t.add_row(key, str(value))
+    out.print(t)
+
+
+def _quote(result, ev, width: int = 50):
+    from rich.text import Text
+
+    source = result.text if ev.turn is None else result.turns[ev.turn].text
+    lo, hi = max(0, ev.start - width), min(len(source), ev.end + width)
+    text = Text(("…" if lo else "") + source[lo:ev.start].replace("\r", " ").replace("\n", " "))
+    text.append(source[ev.start:ev.end].replace("\r", " ").replace("\n", " "), style="bold yellow")
+    text.append(source[ev.end:hi].replace("\r", " ").replace("\n", " ") + ("…" if hi < len(source) else ""))
+    if ev.turn is not None:
+        text = Text(f"[turn {ev.turn} {result.turns[ev.turn].speaker}] ", style="dim") + text
+    return text
+
+
+def show_result(result) -> None:
+    """One document: each signal, its confidence, and each quote highlighted in its context."""
+    head = (f"[bold]{result.id}[/bold]  customer={result.customer_id}  channel={result.channel}  "
+            f"{result.created_at or ''}")
+    out.rule(head)
+    for s in result.signals:
+        if s.scope == "turn":
+            continue
+        extra = f" score={s.score:+.2f}" if s.score is not None else ""
+        value = f" value={s.value}" if s.kind == "constraint" or (s.kind == "urgency" and s.value) else ""
+        who = f" ({s.speaker})" if s.speaker else ""
+        out.print(f"[cyan]{s.kind}[/cyan] [bold]{s.label}[/bold]{who} conf={s.confidence:.2f}{extra}{value}")
+        for ev in s.evidence[:3]:
+            out.print("    ", _quote(result, ev))

@@ -1,0 +1,159 @@
+"""Records that cross a boundary: input documents, evidence spans, signals, results, rejects.
+
+Imports nothing of the package and no model stack, so it is cheap to import anywhere.
+
+Offsets are Python string indices (code points: an emoji counts as one), end exclusive.
+When ``Evidence.turn`` is set, offsets are into that turn's text; otherwise into ``Document.text``.
+
+>>> doc = Document(id="t1", text="Refund me by Friday")
+>>> ev = Evidence.of(doc.text, 13, 19)
+>>> doc.text[ev.start:ev.end] == ev.text
+True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1"
+
+Role = Literal["customer", "agent", "system", "unknown"]
+Match = Literal["exact", "casefold", "fuzzy", "substring"]
+SignalKind = Literal["intent", "sentiment", "urgency", "constraint"]
+Scope = Literal["document", "speaker", "turn"]
+
+
+class Turn(BaseModel):
+    """One speaker turn of a transcript."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    speaker: str = Field(description="Speaker as written in the input, e.g. 'Agent' or 'Customer'.")
+    text: str
+    ts: str | None = Field(default=None, description="Timestamp as written, e.g. '00:01:07'.")
+    role: Role = Field(default="unknown", description="customer / agent / system, derived from speaker.")
+
+
+class Document(BaseModel):
+    """One input document: either plain ``text`` or a transcript of ``turns``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    customer_id: str | None = None
+    channel: str | None = None
+    created_at: datetime | None = None
+    text: str | None = None
+    turns: list[Turn] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _text_or_turns(self) -> Document:
+        if (self.text is None) == (self.turns is None):
+            raise ValueError("a document needs exactly one of 'text' or 'turns'")
+        return self
+
+    def units(self) -> list[tuple[int | None, str, Role]]:
+        """The texts offsets point into: ``(turn index or None, text, role)``."""
+        if self.turns is None:
+            return [(None, self.text or "", "customer")]
+        return [(i, t.text, t.role) for i, t in enumerate(self.turns)]
+
+    def unit_text(self, turn: int | None) -> str:
+        return (self.text or "") if turn is None else self.turns[turn].text  # type: ignore[index]
+
+
+class Evidence(BaseModel):
+    """A quote that justifies a signal, with exact offsets into the original text."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: int = Field(ge=0)
+    end: int = Field(ge=0)
+    text: str
+    turn: int | None = Field(default=None, description="Turn index when the document has turns.")
+    match: Match = Field(default="exact", description="How the quote was located in the text.")
+
+    @classmethod
+    def of(cls, source: str, start: int, end: int, turn: int | None = None, match: Match = "exact") -> Evidence:
+        """Evidence for ``source[start:end]``; the text is always sliced, never retyped."""
+        if not 0 <= start <= end <= len(source):
+            raise ValueError(f"span {start}:{end} outside text of length {len(source)}")
+        return cls(start=start, end=end, text=source[start:end], turn=turn, match=match)
+
+
+class Signal(BaseModel):
+    """One extracted signal. ``confidence`` is a calibrated probability that ``label`` is right."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: SignalKind
+    label: str
+    score: float | None = Field(default=None, description="sentiment in [-1, 1], urgency in [0, 1].")
+    confidence: float = Field(ge=0.0, le=1.0)
+    speaker: str | None = Field(default=None, description="Role of the speaker the signal is about.")
+    scope: Scope = "document"
+    value: Any = Field(default=None, description="Normalised value, e.g. ISO date or {amount, currency}.")
+    evidence: list[Evidence] = Field(default_factory=list)
+    extractor: str = Field(default="", description="Component that produced it, e.g. 'local.intent@1'.")
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    extractor: str = "signals"
+    version: str
+    mode: str = "local"
+    models: dict[str, str] = Field(default_factory=dict)
+    taxonomy: str | None = None
+    created: datetime
+
+
+class ExtractionResult(BaseModel):
+    """One output row per input document (same id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SCHEMA_VERSION
+    id: str
+    customer_id: str | None = None
+    channel: str | None = None
+    created_at: datetime | None = None
+    text: str | None = None
+    turns: list[Turn] | None = None
+    signals: list[Signal] = Field(default_factory=list)
+    provenance: Provenance
+
+    def of_kind(self, kind: str) -> list[Signal]:
+        return [s for s in self.signals if s.kind == kind]
+
+
+class Reject(BaseModel):
+    """An input row that could not be processed, and why. Written to the rejects file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="File (or '<stdin>') the row came from.")
+    line: int | None = Field(default=None, description="1-based line / row number in that source.")
+    id: str | None = None
+    stage: Literal["read", "parse", "validate", "extract"] = "read"
+    reason: str
+    raw: str | None = Field(default=None, description="The start of the raw row, for inspection.")
+
+
+class RunSummary(BaseModel):
+    """Written beside the output as ``OUT.summary.json``."""
+
+    n_in: int = 0
+    n_ok: int = 0
+    n_rejected: int = 0
+    n_resumed: int = Field(default=0, description="Rows already present from an earlier, interrupted run.")
+    docs_per_s: float = 0.0
+    seconds: float = 0.0
+    output: str = ""
+    rejects: str = ""
+    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    reject_reasons: dict[str, int] = Field(default_factory=dict)
