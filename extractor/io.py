@@ -24,7 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from extractor._readers import (
+from extractor.errors import ConfigError, InputError
+from extractor.ingest import (
     FORMATS,
     FieldMap,
     Options,
@@ -39,7 +40,6 @@ from extractor._readers import (
     truncate_partial_line,
     write_parquet_results,
 )
-from extractor.errors import ConfigError, InputError
 from extractor.types import Document, ExtractionResult, Reject, RunSummary
 
 __all__ = [
