@@ -12,6 +12,7 @@ array([[0.02, 0.08, 0.90]], dtype=float32)
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class SentimentHead:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SentimentHead:
+        """The head at ``path``, else ``$SIGNALS_SENTIMENT_HEAD``, else the shipped one."""
+        path = path or os.environ.get("SIGNALS_SENTIMENT_HEAD") or None
         try:
             if path is None:
                 raw = resources.files("extractor").joinpath("data/sentiment_head.json").read_text("utf-8")
