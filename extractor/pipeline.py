@@ -164,7 +164,8 @@ class Pipeline:
                     if isinstance(res, Reject):
                         n_rej += 1
                         reasons[res.reason.split(":")[0][:60]] += 1
-                        rejects.write(res)
+                        if res.id not in rejects.done_keys:
+                            rejects.write(res)
                         continue
                     n_ok += 1
                     sink.write(res)

@@ -37,8 +37,8 @@ class Turn(BaseModel):
     role: Role = Field(default="unknown", description="customer / agent / system, derived from speaker.")
 
 
-class Document(BaseModel):
-    """One input document: either plain ``text`` or a transcript of ``turns``."""
+class _DocumentFields(BaseModel):
+    """What a document and its result share: identity, context and the original content."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -48,6 +48,11 @@ class Document(BaseModel):
     created_at: datetime | None = None
     text: str | None = None
     turns: list[Turn] | None = None
+
+
+class Document(_DocumentFields):
+    """One input document: either plain ``text`` or a transcript of ``turns``."""
+
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -112,18 +117,10 @@ class Provenance(BaseModel):
     created: datetime
 
 
-class ExtractionResult(BaseModel):
-    """One output row per input document (same id)."""
-
-    model_config = ConfigDict(extra="forbid")
+class ExtractionResult(_DocumentFields):
+    """One output row per input document (same id), carrying the document's text so quotes resolve."""
 
     schema_version: str = SCHEMA_VERSION
-    id: str
-    customer_id: str | None = None
-    channel: str | None = None
-    created_at: datetime | None = None
-    text: str | None = None
-    turns: list[Turn] | None = None
     signals: list[Signal] = Field(default_factory=list)
     provenance: Provenance
 

@@ -118,18 +118,20 @@ class LocalExtractor:
         return signals + constraints
 
     def _intent(self, customer: list[_Unit], ctx: _Ctx) -> list[Signal]:
-        cands = [s for u in customer for s in u.candidates]
+        """Decide on whole turns (long turns: their sentences); quote the sentence that matched best."""
+        cands = [(u, seg) for u in customer
+                 for seg in ([u.whole or u.sentences[0]] if u.row >= 0 else u.sentences)]
         if not cands or ctx.intent_scores is None:
             return [Signal(kind="intent", label="out_of_scope", confidence=0.5, speaker="customer",
                            extractor=f"local.intent@{V}", value={"reason": "no customer text"})]
-        s = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(c)]] for c in cands]]
+        s = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(seg)]] for _, seg in cands]]
         preds = self.intent.decide(s)
         ranked = sorted(range(len(cands)), key=lambda i: -preds[i].similarity)
         in_scope = [i for i in ranked if preds[i].label != "out_of_scope"]
         if not in_scope:
             i = max(range(len(cands)), key=lambda j: preds[j].confidence)
             return [Signal(kind="intent", label="out_of_scope", confidence=round(preds[i].confidence, 4),
-                           speaker="customer", evidence=[_ev(cands[i])], extractor=f"local.intent@{V}",
+                           speaker="customer", evidence=[_ev(cands[i][1])], extractor=f"local.intent@{V}",
                            value={"similarity": round(preds[i].similarity, 4)})]
         out, seen = [], set()
         for i in in_scope:
@@ -137,10 +139,20 @@ class LocalExtractor:
             if p.label in seen or len(out) > MAX_SECONDARY_INTENTS or (out and p.confidence < 0.5):
                 continue
             seen.add(p.label)
+            unit, seg = cands[i]
             out.append(Signal(kind="intent", label=p.label, confidence=round(p.confidence, 4), speaker="customer",
-                              evidence=[_ev(cands[i])], extractor=f"local.intent@{V}",
+                              evidence=[_ev(self._best_sentence(unit, seg, p.label, ctx))],
+                              extractor=f"local.intent@{V}",
                               value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
         return out
+
+    def _best_sentence(self, unit: _Unit, seg: Segment, label: str, ctx: _Ctx) -> Segment:
+        """Within a multi-sentence turn, the sentence that scores highest for ``label``."""
+        if seg is not unit.whole:
+            return seg
+        j = self.intent.labels.index(label)
+        rows = [ctx.intent_at[ctx.seg_rows[id(x)]] for x in unit.sentences]
+        return unit.sentences[int(np.argmax(ctx.intent_scores[rows, j]))]
 
     def _unit_proba(self, u: _Unit, ctx: _Ctx) -> np.ndarray:
         if u.row >= 0:
