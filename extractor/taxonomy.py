@@ -13,6 +13,7 @@ import random
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -25,6 +26,8 @@ DEFAULT_TAXONOMY = "support"
 class Intent(BaseModel):
     label: str
     group: str | None = None
+    polarity: Literal["positive", "negative"] | None = Field(
+        default=None, description="Sentiment the intent implies (praise: positive; problems: negative).")
     description: str = ""
     examples: list[str] = Field(default_factory=list)
 

@@ -25,6 +25,7 @@ from ..taxonomy import OUT_OF_SCOPE, Taxonomy
 log = logging.getLogger(__name__)
 
 TOP_K = 3
+POLARITY_WEIGHT = 0.1
 _TEMPERATURES = np.geomspace(0.005, 0.5, 60)
 
 
@@ -56,6 +57,7 @@ class IntentClassifier:
         self.oos_index = labels.index(OUT_OF_SCOPE) if OUT_OF_SCOPE in labels else None
         self.temperature = 0.05
         self.threshold = 0.0
+        self.polarity = np.zeros(len(labels), dtype=np.float32)  # +1 praise, -1 problems, 0 none
 
     @classmethod
     def fit(cls, taxonomy: Taxonomy, embedder: Embedder) -> IntentClassifier:
@@ -73,6 +75,8 @@ class IntentClassifier:
         cent = np.stack([vecs[y == j].mean(axis=0) for j in range(len(labels))])
         cent /= np.linalg.norm(cent, axis=1, keepdims=True) + 1e-12
         clf = cls(vecs, y, labels, cent.astype(np.float32), taxonomy.id, embedder.model_id)
+        clf.polarity = np.array([{"positive": 1.0, "negative": -1.0}.get(i.polarity or "", 0.0)
+                                 for i in taxonomy.intents], dtype=np.float32)
         clf._calibrate()
         return clf
 
@@ -122,6 +126,14 @@ class IntentClassifier:
             correct = best[pred == y]
             self.threshold = float(np.quantile(correct, 0.02)) if len(correct) else 0.0
         log.info("intent calibration: T=%.4f threshold=%.3f", self.temperature, self.threshold)
+
+    def with_sentiment(self, s: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
+        """Nudge scores toward intents whose polarity agrees with the text's sentiment score in [-1, 1].
+
+        A glowing review that mentions Wi-Fi is praise, not a connectivity problem. Taxonomies without
+        polarities (e.g. built from labelled examples) are unchanged.
+        """
+        return s + POLARITY_WEIGHT * sentiment[:, None] * self.polarity[None, :]
 
     def _in_scope_columns(self) -> list[int]:
         return [j for j in range(len(self.labels)) if j != self.oos_index]

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNIT_SENTENCES = 8  # a turn with more sentences is read sentence by sentence only
 MAX_SECONDARY_INTENTS = 2
+TURN_DECAY = 0.85  # weight of the k-th customer turn's intent: 0.85 ** k
 V = "1"
 
 
@@ -124,9 +125,13 @@ class LocalExtractor:
         if not cands or ctx.intent_scores is None:
             return [Signal(kind="intent", label="out_of_scope", confidence=0.5, speaker="customer",
                            extractor=f"local.intent@{V}", value={"reason": "no customer text"})]
-        s = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(seg)]] for _, seg in cands]]
-        preds = self.intent.decide(s)
-        ranked = sorted(range(len(cands)), key=lambda i: -preds[i].similarity)
+        rows = [ctx.seg_rows[id(seg)] for _, seg in cands]
+        s = np.stack([self._unit_scores(u, seg, ctx) for u, seg in cands])
+        preds = self.intent.decide(self.intent.with_sentiment(s, self.sentiment.score(ctx.probs[rows])))
+        # customers state why they came early; a closing "thanks, great help" must not outrank it
+        order = {id(u): k for k, u in enumerate(customer)}
+        ranked = sorted(range(len(cands)),
+                        key=lambda i: -preds[i].confidence * TURN_DECAY ** min(order[id(cands[i][0])], 6))
         in_scope = [i for i in ranked if preds[i].label != "out_of_scope"]
         if not in_scope:
             i = max(range(len(cands)), key=lambda j: preds[j].confidence)
@@ -145,6 +150,18 @@ class LocalExtractor:
                               extractor=f"local.intent@{V}",
                               value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
         return out
+
+    def _unit_scores(self, unit: _Unit, seg: Segment, ctx: _Ctx) -> np.ndarray:
+        """A multi-sentence turn: the mean of the whole turn's scores and its best sentence's, per label.
+
+        The whole turn carries context; the best sentence carries the specific request a greeting
+        or a story around it would dilute.
+        """
+        row = ctx.intent_scores[ctx.intent_at[ctx.seg_rows[id(seg)]]]
+        if seg is not unit.whole:
+            return row
+        sents = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(x)]] for x in unit.sentences]]
+        return 0.5 * row + 0.5 * sents.max(axis=0)
 
     def _best_sentence(self, unit: _Unit, seg: Segment, label: str, ctx: _Ctx) -> Segment:
         """Within a multi-sentence turn, the sentence that scores highest for ``label``."""

@@ -33,6 +33,7 @@ _CUES: dict[str, tuple[float, str]] = {
     "escalation": (0.35, r"\b(manager|supervisor|escalat\w+|formal complaint|complaints? department|speak to someone"
                          r" (senior|in charge)|head office|ceo)\b"),
     "outage": (0.3, r"\b((is|are|has been|have been|been|went|gone) (down|offline|dead)|outage|not working at all"
+                    r"|(didn'?t|doesn'?t|does not|did not|won'?t) (work|turn on|power on|connect) at all"
                     r"|stopped working|no (internet|service|signal|connection|power|dial tone)"
                     r"|can'?t (access|log ?in|connect|make calls|work)|completely (broken|dead|unusable))\b"),
     "money": (0.3, r"\b(charged (me )?(twice|again|double|three times)|double[- ]charged?|overcharg\w+|fraud\w*"
@@ -43,9 +44,12 @@ _CUES: dict[str, tuple[float, str]] = {
                                r"|(for|over) (weeks|months|\d+ (days|weeks))|nobody (has )?(replied|answered|called"
                                r"|responded|got back)|no one (has )?(replied|answered|called|got back)|keep(s)? "
                                r"(getting|calling|happening))\b"),
+    "persistent_problem": (0.2, r"\b(keeps? (crashing|failing|dropping|freezing|disconnecting|rebooting|happening)"
+                                 r"|still (crashes|crashing|broken|fails|failing|doesn'?t work|not fixed)"
+                                 r"|(did|does|happened|happening|it) (this |it )?again|every (single )?time)\b"),
     "deadline": (0.3, r"\b(by (today|tonight|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
                       r"|the end of|end of|eod|noon|\d)|before (the )?(\d|monday|tuesday|wednesday|thursday|friday"
-                      r"|saturday|sunday|tomorrow|tonight|end|my|our|the weekend)|within (\d+|an?|24|48|one|two)"
+                      r"|saturday|sunday|tomorrow|tonight|end|my|our|the weekend|then)|within (\d+|an?|24|48|one|two)"
                       r" (hours?|days?)|no later than|deadline|in time for|today)\b"),
     "urgent_words": (0.35, r"\b(urgent(ly)?|asap|as soon as possible|immediately|right (now|away)|emergency"
                            r"|critical|time[- ]sensitive|can'?t wait|desperate(ly)?|straight away)\b"),
