@@ -24,6 +24,7 @@ from .urgency import UrgencySemantics, combine, confidence, find_calm, find_cues
 log = logging.getLogger(__name__)
 
 MAX_UNIT_SENTENCES = 8  # a turn with more sentences is read sentence by sentence only
+SHORT_UNIT_CHARS = 120  # shorter turns/messages are read (and quoted) whole
 MAX_SECONDARY_INTENTS = 2
 TURN_DECAY = 0.85  # weight of the k-th customer turn's intent: 0.85 ** k
 V = "1"
@@ -49,6 +50,8 @@ def _units(doc: Document) -> list[_Unit]:
     units = []
     for turn, text, role in doc.units():
         spans = sentence_spans(text)
+        if SHORT_UNIT_CHARS and 1 < len(spans) and spans[-1][1] - spans[0][0] <= SHORT_UNIT_CHARS:
+            spans = [(spans[0][0], spans[-1][1])]  # a short message is one segment: one encode, one quote
         unit = _Unit(turn, role, text)
         unit.sentences = [Segment(0, turn, role, None, s, e, text[s:e]) for s, e in spans]
         if 1 < len(spans) <= MAX_UNIT_SENTENCES:
@@ -86,7 +89,7 @@ class LocalExtractor:
                     segs.append(seg)
                 own = u.whole or (u.sentences[0] if len(u.sentences) == 1 else None)
                 u.row = seg_rows[id(own)] if own is not None else -1
-        x = self.embedder.encode([s.text for s in segs]) if segs else np.zeros((0, 1), np.float32)
+        x = self._embed(segs, seg_rows, [u for units in all_units for u in units])
         probs = self.sentiment.predict_proba(x) if len(x) else np.zeros((0, 3), np.float32)
         urgent = self.urgency.score(x)
         customer_rows = [seg_rows[id(s)] for units in all_units for u in units if is_customer(u.role)
@@ -99,6 +102,21 @@ class LocalExtractor:
             ctx = _Ctx(x, probs, urgent, seg_rows, intent_scores, intent_at, ner_docs.get(k, {}))
             out.append(self._signals(doc, units, ctx))
         return out
+
+    def _embed(self, segs: list[Segment], seg_rows: dict[int, int], units: list[_Unit]) -> np.ndarray:
+        """Encode every sentence once; a multi-sentence turn's vector is the length-weighted mean of its
+        sentences' (the same tokens, so a turn costs no more than its sentences)."""
+        wholes = {seg_rows[id(u.whole)]: u for u in units if u.whole is not None}
+        rest = [i for i in range(len(segs)) if i not in wholes]
+        x = np.zeros((len(segs), self.embedder.dim), dtype=np.float32)
+        if rest:
+            x[rest] = self.embedder.encode([segs[i].text for i in rest])
+        for row, u in wholes.items():
+            idx = [seg_rows[id(s)] for s in u.sentences]
+            w = np.array([len(s.text) for s in u.sentences], dtype=np.float32)
+            v = (x[idx] * w[:, None]).sum(axis=0)
+            x[row] = v / (np.linalg.norm(v) + 1e-12)
+        return x
 
     def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, object]]:
         jobs = [(k, u.turn, u.text) for k, units in enumerate(all_units) for u in units

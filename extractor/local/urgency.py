@@ -103,7 +103,7 @@ def combine(cues: list[Cue], semantic: float, calm: bool, near_deadline: bool = 
     keep = 1.0
     for w in best.values():
         keep *= 1.0 - w
-    keep *= 1.0 - 0.3 * float(np.clip(semantic, 0.0, 1.0))
+    keep *= 1.0 - 0.3 * min(max(semantic, 0.0), 1.0)
     score = 1.0 - keep
     return score * 0.4 if calm and "safety" not in best else score
 
@@ -118,7 +118,7 @@ def confidence(score: float) -> float:
     i = sum(score >= c for c in CUTS)
     lo, hi = edges[i], edges[i + 1]
     margin = min(score - lo, hi - score) / ((hi - lo) / 2) if hi > lo else 1.0
-    return round(0.55 + 0.4 * float(np.clip(margin, 0.0, 1.0)), 4)
+    return round(0.55 + 0.4 * min(max(margin, 0.0), 1.0), 4)
 
 
 class UrgencySemantics:
