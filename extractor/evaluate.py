@@ -175,3 +175,33 @@ def evaluate(task: str, test: str | Path, pipeline, label_field: str = "label",
                  and s.label in types for e in s.evidence] for res in results]
         out |= span_f1(gold, pred)
     return out
+
+
+def document_gold_scores(results: list, gold: list[dict]) -> dict:
+    """Scores against document-level gold rows (the ``sample_data/gold.jsonl`` format).
+
+    Each gold row has ``intent``, ``sentiment`` (the customer's), ``urgency`` and turn-aware
+    ``constraints: [{turn, start, end, label}]``; ``results`` are the matching ExtractionResults.
+    """
+    def first(res, kind):
+        sig = _first(res, kind)
+        return sig.label if sig else ""
+
+    n = len(gold) or 1
+    out = {f"{k}_accuracy": round(sum(first(r, k) == g[k] for g, r in zip(gold, results)) / n, 4)
+           for k in ("intent", "sentiment", "urgency")}
+    out["urgency_within_one_level"] = round(sum(
+        abs(URGENCY_ORDER.get(first(r, "urgency"), 9) - URGENCY_ORDER[g["urgency"]]) <= 1
+        for g, r in zip(gold, results)) / n, 4)
+    # span_f1 matches (start, end, label): fold the turn into the offsets so turns never cross-match
+    def fold(turn, start, end, label):
+        base = (turn + 1) * 10_000_000 if turn is not None else 0
+        return base + start, base + end, label
+
+    gold_spans = [[fold(c["turn"], c["start"], c["end"], c["label"]) for c in g["constraints"]] for g in gold]
+    types = {s[2] for spans in gold_spans for s in spans}
+    pred = [[fold(e.turn, e.start, e.end, s.label) for s in getattr(r, "signals", [])
+             if s.kind == "constraint" and s.label in types for e in s.evidence] for r in results]
+    scores = span_f1(gold_spans, pred)
+    out |= {"span_f1": scores["span_f1"], "exact_f1": scores["exact_f1"]}
+    return out

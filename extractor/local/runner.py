@@ -200,7 +200,8 @@ class LocalExtractor:
         j = int(np.argmax(p))
         label = self.sentiment.labels[j]
         rows = [ctx.seg_rows[id(s)] for s in sents]
-        best = sorted(range(len(sents)), key=lambda i: -ctx.probs[rows[i], j])[:2 if label != "neutral" else 1]
+        agree = [i for i in range(len(sents)) if int(np.argmax(ctx.probs[rows[i]])) == j] or list(range(len(sents)))
+        best = sorted(agree, key=lambda i: -ctx.probs[rows[i], j])[:2 if label != "neutral" else 1]
         return Signal(kind="sentiment", label=label, score=round(float(self.sentiment.score(p)), 4),
                       confidence=round(float(p[j]), 4), speaker=speaker, scope=scope,
                       evidence=[_ev(sents[i]) for i in sorted(best)], extractor=f"local.sentiment@{V}")
