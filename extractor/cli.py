@@ -48,7 +48,7 @@ def extract(
     encoding: Annotated[str, typer.Option(help="Input text encoding.")] = "utf-8",
     max_chars: Annotated[int, typer.Option(help="Reject documents longer than this.")] = 1_000_000,
     resume: Annotated[bool, typer.Option(help="Skip documents already in OUT (after a crash).")] = True,
-    batch_size: Annotated[int, typer.Option(help="Documents per batch.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Documents per batch.", min=1)] = 256,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract intent, sentiment, urgency and constraints, each with evidence, from every document."""
@@ -92,6 +92,7 @@ def eval_(
 
     try:
         pipe = Pipeline(str(train) if train else taxonomy, shots=shots, seed=seed, encoder=encoder,
+                        label_field=label_field,
                         catalog=catalog, ner=task == "constraints")
         with progress("evaluating", quiet=as_json) as update:
             metrics = evaluate(task, test, pipe, label_field=label_field, on_progress=lambda n: update(n, 0))

@@ -101,27 +101,63 @@ def spearman(a: list[float], b: list[float]) -> float:
     return round(float(rho), 4) if np.isfinite(rho) else 0.0
 
 
-def load_rows(path: str | Path) -> list[dict]:
+def load_rows(path: str | Path, task: str = "", label_field: str = "label") -> list[dict]:
+    """Labelled rows, each checked: a JSON object with a string ``text`` and the task's gold field."""
     rows = []
     try:
         with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    rows.append(json.loads(line))
+            for n, line in enumerate(fh, 1):
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                _check_row(row, task, label_field, f"{path}:{n}")
+                row["_line"] = n
+                rows.append(row)
     except (OSError, ValueError) as exc:
         raise ConfigError(f"Cannot read eval file {path}: {exc}") from exc
     if not rows:
         raise ConfigError(f"Eval file {path} has no rows.")
+    if task == "urgency" and len({"score" in r for r in rows}) > 1:
+        raise ConfigError(f"{path}: give every row a 'score', or every row a '{label_field}', not a mix.")
     return rows
+
+
+def _check_row(row, task: str, label_field: str, where: str) -> None:
+    if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+        raise ConfigError(f"{where}: expected a JSON object with a string 'text'.")
+    if task in ("intent", "sentiment") and label_field not in row and "labels" not in row:
+        raise ConfigError(f"{where}: no '{label_field}' field (set --label-field).")
+    if task == "urgency" and "score" not in row and label_field not in row:
+        raise ConfigError(f"{where}: urgency rows need a 'score' or a '{label_field}'.")
+    if task == "constraints":
+        spans = row.get("spans")
+        if not isinstance(spans, list) or any(not {"start", "end", "label"} <= set(s) for s in spans):
+            raise ConfigError(f"{where}: constraint rows need 'spans': [{{start, end, label}}].")
+    created = row.get("created_at")
+    if created is not None:
+        try:
+            datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{where}: created_at {created!r} is not an ISO date or time.") from None
 
 
 def _docs(rows: list[dict]) -> list[Document]:
     docs = []
     for i, r in enumerate(rows):
         created = r.get("created_at")
-        docs.append(Document(id=str(r.get("id", i)), text=str(r.get("text", "")),
-                             created_at=datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None))
+        when = datetime.fromisoformat(str(created).replace("Z", "+00:00")) if created else None
+        docs.append(Document(id=str(r.get("id", i)), text=r["text"], created_at=when))
     return docs
+
+
+def multilabel_f1(gold: list[set[str]], pred: list[set[str]]) -> dict:
+    """Micro-F1 over (row, label) pairs and exact-match ratio, for multi-label intents."""
+    tp = sum(len(g & p) for g, p in zip(gold, pred))
+    n_pred, n_gold = sum(map(len, pred)), sum(map(len, gold))
+    prec, rec = (tp / n_pred if n_pred else 0.0), (tp / n_gold if n_gold else 0.0)
+    f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+    exact = float(np.mean([g == p for g, p in zip(gold, pred)])) if gold else 0.0
+    return {"micro_f1": round(f1, 4), "exact_match": round(exact, 4)}
 
 
 def _predict(pipeline, rows: list[dict], on_progress: Callable[[int], None] | None) -> tuple[list, float]:
@@ -144,10 +180,18 @@ def evaluate(task: str, test: str | Path, pipeline, label_field: str = "label",
     """Run ``task`` on the test file and return the metrics dict that ``signals eval --json`` prints."""
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
-    rows = load_rows(test)
+    rows = load_rows(test, task, label_field)
     results, seconds = _predict(pipeline, rows, on_progress)
+    failed = [r["_line"] for r, res in zip(rows, results) if not hasattr(res, "signals")]
+    if failed:
+        log.warning("%d eval rows could not be processed (lines %s); they count as wrong", len(failed), failed[:10])
     out: dict = {"task": task, "n": len(rows), "docs_per_s": round(len(rows) / seconds, 2) if seconds else 0.0}
-    if task in ("intent", "sentiment"):
+    if task == "intent" and any("labels" in r for r in rows):
+        gold_sets = [set(r.get("labels") or [r.get(label_field)]) for r in rows]
+        pred_sets = [{s.label for s in getattr(res, "signals", []) if s.kind == "intent"} - {OOS}
+                     for res in results]
+        out |= multilabel_f1(gold_sets, pred_sets)
+    elif task in ("intent", "sentiment"):
         sig = [_first(r, task) for r in results]
         pred = [s.label if s else "" for s in sig]
         gold = [str(r.get(label_field, "")) for r in rows]
@@ -160,7 +204,7 @@ def evaluate(task: str, test: str | Path, pipeline, label_field: str = "label",
     elif task == "urgency":
         sig = [_first(r, "urgency") for r in results]
         scores = [s.score if s else 0.0 for s in sig]
-        if "score" in rows[0]:
+        if "score" in rows[0]:  # load_rows made sure every row has the same kind of gold
             gold_scores = [float(r["score"]) for r in rows]
         else:
             gold_scores = [URGENCY_ORDER.get(str(r.get(label_field, "")).lower(), np.nan) for r in rows]

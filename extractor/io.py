@@ -92,7 +92,9 @@ class DocumentReader:
         max_chars: int = 1_000_000,
         encoding: str = "utf-8",
         agent_names: frozenset[str] = frozenset(),
+        exclude: Sequence[str | Path] = (),
     ) -> None:
+        self.exclude = frozenset(Path(p).resolve() for p in exclude)
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [str(inputs)]
         self.inputs = [str(i) for i in inputs]
@@ -116,7 +118,7 @@ class DocumentReader:
     def __iter__(self) -> Iterator[Document | Reject]:
         first_seen: dict[str, tuple[int, int | None]] = {}  # id -> (source index, line)
         sources: list[str] = []
-        for src in expand_inputs(self.inputs, self.fmt):
+        for src in expand_inputs(self.inputs, self.fmt, self.exclude):
             if isinstance(src, Reject):
                 yield self._count(src)
                 continue

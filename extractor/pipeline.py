@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from . import __version__
-from .errors import SignalsError
+from .errors import ConfigError, SignalsError
 from .types import Document, ExtractionResult, Provenance, Reject, RunSummary
 
 log = logging.getLogger(__name__)
@@ -39,9 +41,10 @@ class Pipeline:
     """
 
     def __init__(self, taxonomy: str | Path | None = None, *, shots: int | None = None, seed: int = 0,
+                 label_field: str = "label",
                  encoder: str | None = None, catalog: str | Path | None = None,
                  sentiment_head: str | Path | None = None, ner: bool = True, max_chars: int = 1_000_000):
-        self.taxonomy_spec, self.shots, self.seed = taxonomy, shots, seed
+        self.taxonomy_spec, self.shots, self.seed, self.label_field = taxonomy, shots, seed, label_field
         self.encoder_spec, self.catalog_spec, self.head_spec = encoder, catalog, sentiment_head
         self.use_ner, self.max_chars = ner, max_chars
         self._local = None
@@ -66,9 +69,10 @@ class Pipeline:
 
         t0 = time.perf_counter()
         embedder = load_embedder(self.encoder_spec)
-        taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed)
+        taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed, label_field=self.label_field)
         intent = IntentClassifier.fit(taxonomy, embedder)
         head = SentimentHead.load(self.head_spec)
+        head.check_encoder(embedder)
         nlp = load_spacy(max_chars=self.max_chars) if self.use_ner else None
         constraints = ConstraintExtractor(nlp, load_catalog(self.catalog_spec))
         self._taxonomy_id = taxonomy.id
@@ -89,8 +93,14 @@ class Pipeline:
     # -- extraction ------------------------------------------------------------------------------------
     def extract(self, doc: Document | str, **fields) -> ExtractionResult:
         """Extract signals from one document (a ``Document`` or plain text)."""
+        if not isinstance(doc, (str, Document)):
+            raise ConfigError(f"extract() takes a str or a Document, not {type(doc).__name__}")
         if isinstance(doc, str):
-            doc = Document(id=fields.pop("id", "doc-1"), text=doc, **fields)
+            try:
+                doc = Document(id=str(fields.pop("id", "doc-1")), text=doc, **fields)
+            except ValidationError as exc:
+                raise ConfigError(f"Invalid document fields: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}. "
+                                  "Fields are id, customer_id, channel, created_at (ISO date), metadata.") from exc
         out = self.extract_batch([doc])[0]
         if isinstance(out, Reject):
             raise SignalsError(f"Document {doc.id} could not be processed: {out.reason}")
@@ -100,6 +110,12 @@ class Pipeline:
         """One result (or a Reject, if that document failed) per document, in order."""
         if not docs:
             return []
+        docs = [_with_roles(d) for d in docs]
+        empty = {i for i, d in enumerate(docs) if not _has_customer_text(d)}
+        if empty:
+            todo = [d for i, d in enumerate(docs) if i not in empty]
+            done = iter(self.extract_batch(todo))
+            return [_no_customer_text(d) if i in empty else next(done) for i, d in enumerate(docs)]
         try:
             batches = self.local.extract_batch(list(docs))
         except SignalsError:
@@ -117,7 +133,7 @@ class Pipeline:
             raise
         except Exception as exc:
             log.debug("document %s failed", doc.id, exc_info=True)
-            return Reject(source=str(doc.metadata.get("_source", "")), id=doc.id, stage="extract",
+            return Reject(source=f"document {doc.id}", id=doc.id, stage="extract",
                           reason=f"extraction failed: {type(exc).__name__}: {exc}")
 
     @staticmethod
@@ -136,15 +152,28 @@ class Pipeline:
         ``resume`` (default) documents already in ``out`` are skipped, so a crashed run restarts
         where it stopped, without duplicates. ``on_progress(n_done, n_rejected)`` is called per batch.
         """
-        from .io import DocumentReader, FieldMap, RejectSink, ResultSink, rejects_path_for, write_summary
+        from .io import (
+            DocumentReader,
+            FieldMap,
+            RejectSink,
+            ResultSink,
+            partial_path_for,
+            rejects_path_for,
+            summary_path_for,
+            write_summary,
+        )
 
         out = Path(out)
-        reader = DocumentReader(inputs, fields or FieldMap(), fmt=fmt, max_chars=self.max_chars, encoding=encoding)
+        own = [out, rejects_path_for(out), summary_path_for(out), partial_path_for(out)]
+        _check_output_path(out, inputs, batch_size)
+        reader = DocumentReader(inputs, fields or FieldMap(), fmt=fmt, max_chars=self.max_chars, encoding=encoding,
+                                exclude=own)
+        self.local  # noqa: B018 - load models (and fail on a bad option) before any output is touched
+        out.parent.mkdir(parents=True, exist_ok=True)
         sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
         n_in = n_ok = n_rej = n_resumed = 0
         counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
         reasons: Counter = Counter()
-        self.local  # noqa: B018 - load the models before the clock starts: docs/s is throughput
         t0 = time.perf_counter()
         try:
             for batch in _batched(reader, batch_size):
@@ -189,3 +218,33 @@ class Pipeline:
                              reject_reasons=dict(reasons.most_common()))
         write_summary(summary, out)
         return summary
+
+
+def _check_output_path(out: Path, inputs: Sequence[str], batch_size: int) -> None:
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be at least 1, not {batch_size}")
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a directory; give a file name such as {out / 'signals.jsonl'}")
+    given = {Path(i).expanduser().resolve() for i in inputs if i != "-"}
+    if out.resolve() in given:
+        raise ConfigError(f"--out {out} is also an input; write the results to another file")
+
+
+def _with_roles(doc: Document) -> Document:
+    """Fill in ``role`` for turns built in code (``Turn(speaker="Agent", ...)``), as the readers do."""
+    if doc.turns is None or all(t.role != "unknown" for t in doc.turns):
+        return doc
+    from .ingest.transcript import speaker_role
+
+    turns = [t if t.role != "unknown" else t.model_copy(update={"role": speaker_role(t.speaker)}) for t in doc.turns]
+    return doc.model_copy(update={"turns": turns})
+
+
+def _has_customer_text(doc: Document) -> bool:
+    return any(role in ("customer", "unknown") and text.strip() for _, text, role in doc.units())
+
+
+def _no_customer_text(doc: Document) -> Reject:
+    return Reject(source=f"document {doc.id}", id=doc.id, stage="extract",
+                  reason="no customer text: every turn is the agent's (or empty), so there is no customer "
+                         "intent, sentiment or urgency to extract; check the speaker names")

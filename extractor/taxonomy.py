@@ -97,7 +97,8 @@ def from_examples(
     return Taxonomy(id=f"{path.stem}@{digest}", name=path.stem, intents=intents)
 
 
-def load_taxonomy(spec: str | Path | None = None, shots: int | None = None, seed: int = 0) -> Taxonomy:
+def load_taxonomy(spec: str | Path | None = None, shots: int | None = None, seed: int = 0,
+                  label_field: str = "label") -> Taxonomy:
     """Load the default taxonomy, a YAML file, or a labelled JSONL file (by extension)."""
     if spec in (None, "", DEFAULT_TAXONOMY):
         return _from_yaml(None)
@@ -105,5 +106,5 @@ def load_taxonomy(spec: str | Path | None = None, shots: int | None = None, seed
     if not path.exists():
         raise ConfigError(f"Taxonomy file {path} does not exist. Pass a .yaml taxonomy or a labelled .jsonl.")
     if path.suffix in (".jsonl", ".ndjson"):
-        return from_examples(path, shots=shots, seed=seed)
+        return from_examples(path, shots=shots, seed=seed, label_field=label_field)
     return _from_yaml(path)

@@ -51,9 +51,13 @@ class Source:
     name: str
     fmt: str
     path: Path | None = None
+    key: str | None = None  # path below the folder it was found in, without extension
 
     @property
     def stem(self) -> str:
+        """Base for generated ids: ``a/call`` for ``a/call.txt`` found under a folder, else the file stem."""
+        if self.key:
+            return self.key
         return self.path.stem if self.path is not None else "stdin"
 
 

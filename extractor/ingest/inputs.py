@@ -35,14 +35,18 @@ def normalise_format(fmt: str | None) -> str | None:
     return FORMAT_ALIASES.get(f, f)
 
 
-def expand_inputs(inputs: Sequence[str], fmt: str | None) -> Iterator[Source | Reject]:
-    """Turn paths, folders, globs and ``-`` into Sources (each file once), or Rejects."""
-    seen: set[Path] = set()
+def expand_inputs(inputs: Sequence[str], fmt: str | None,
+                  exclude: frozenset[Path] = frozenset()) -> Iterator[Source | Reject]:
+    """Turn paths, folders, globs and ``-`` into Sources (each file once), or Rejects.
 
-    def one(path: Path, given: str) -> Source | Reject | None:
+    ``exclude`` holds resolved paths never to read (the run's own output files).
+    """
+    seen: set[Path] = set(exclude)
+
+    def one(path: Path, given: str, root: Path | None = None) -> Source | Reject | None:
         key = path.resolve()
         if key in seen:
-            log.info("%s is listed more than once; reading it once", path)
+            log.info("%s is listed more than once or is this run's output; not reading it", path)
             return None
         seen.add(key)
         kind = fmt or EXTENSIONS.get(path.suffix.lower())
@@ -54,7 +58,8 @@ def expand_inputs(inputs: Sequence[str], fmt: str | None) -> Iterator[Source | R
                 f"extension; supported: {', '.join(EXTENSIONS)} — or pass --format "
                 f"({'|'.join(FORMATS)})",
             )
-        return Source(str(path), kind, path)
+        rel = path.relative_to(root).with_suffix("").as_posix() if root is not None else None
+        return Source(str(path), kind, path, key=rel if rel and "/" in rel else None)
 
     def walk(folder: Path) -> Iterator[Path]:
         for p in sorted(folder.rglob("*")):
@@ -70,7 +75,9 @@ def expand_inputs(inputs: Sequence[str], fmt: str | None) -> Iterator[Source | R
             yield Source("<stdin>", fmt or "jsonl")
             continue
         path = Path(given).expanduser()
+        root = None
         if path.is_dir():
+            root = path
             files = list(walk(path))
             if not files:
                 log.warning("folder %s holds no %s files", path, "/".join(EXTENSIONS))
@@ -92,6 +99,6 @@ def expand_inputs(inputs: Sequence[str], fmt: str | None) -> Iterator[Source | R
             yield reject(given, None, f"path not found: '{given}' does not exist; check the path")
             continue
         for f in files:
-            item = one(f, str(f))
+            item = one(f, str(f), root)
             if item is not None:
                 yield item

@@ -34,6 +34,7 @@ class SentimentHead:
         self.intercept = np.asarray(spec["intercept"], dtype=np.float32)
         self.temperature = float(spec.get("temperature", 1.0))
         self.encoder = spec.get("encoder", "")
+        self.dim = int(spec.get("dim", self.coef.shape[1]))
         self.id = f"sentiment-head@{spec.get('data_sha256', 'unknown')[:12]}"
         self._neg, self._pos = self.labels.index("negative"), self.labels.index("positive")
 
@@ -52,6 +53,15 @@ class SentimentHead:
                 f"Cannot load sentiment head {path or 'extractor/data/sentiment_head.json'}: {exc}. "
                 "Rebuild it with: python eval/train_sentiment.py"
             ) from exc
+
+    def check_encoder(self, embedder) -> None:
+        """Refuse an encoder whose vectors this head was not trained on."""
+        if embedder.dim != self.dim or (self.encoder and embedder.model_id != self.encoder):
+            raise ModelError(
+                f"The sentiment head was trained on {self.encoder} ({self.dim}-d) but the encoder is "
+                f"{embedder.model_id} ({embedder.dim}-d). Train a head for that encoder "
+                "(eval/train_sentiment.py) and pass it with SIGNALS_SENTIMENT_HEAD, or use the default encoder."
+            )
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         z = (x @ self.coef.T + self.intercept) / self.temperature
