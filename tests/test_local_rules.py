@@ -88,3 +88,14 @@ def test_metrics():
     assert m == {"in_scope_accuracy": 1.0, "oos_recall": 0.5, "oos_precision": 1.0}
     f = span_f1([[(0, 5, "money"), (10, 12, "datetime")]], [[(1, 5, "money"), (10, 12, "location")]])
     assert f["span_precision"] == 0.5 and f["span_recall"] == 0.5 and f["exact_f1"] == 0.0
+
+
+@pytest.mark.parametrize("ctx,expr,iso", [
+    ("down since ", "Monday", "2026-11-23"),          # past reference: the Monday before
+    ("she told me on ", "Tuesday", "2026-11-17"),
+    ("see you on ", "Monday", "2026-11-30"),
+    ("most of ", "September", "2026-09"),             # a month, not a day in it
+    ("", "this weekend", "2026-11-28"),
+])
+def test_past_references_and_month_precision(ctx, expr, iso):
+    assert normalise_datetime(expr, REF, context=ctx)["iso"] == iso

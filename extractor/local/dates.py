@@ -26,16 +26,25 @@ _REL = re.compile(
     r"(minute|hour|business day|working day|day|week|month)s?\b", re.I)
 _TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm|a\.m\.|p\.m\.)|\b(\d{1,2}):(\d{2})\b|\b(noon|midday|midnight)\b",
                    re.I)
+_PAST = re.compile(r"\b(since|last|ago|was|were|told|had|did|went|came|arrived|got|called|happened|broke|stopped|"
+                   r"started|been)\b", re.I)
+_FUTURE = re.compile(r"\b(will|next|by|until|till|before|can|could|please|come|visit|schedule|book|need|want)\b|'ll\b",
+                     re.I)
+_MONTH_ONLY = re.compile(r"^\s*(?:in |of |for |the )?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+                         r"(?:\s+(?:19|20)\d{2})?\s*$", re.I)
 _DEADLINE = re.compile(r"\b(by|before|until|till|no later than|within|deadline|latest|due)\b", re.I)
 
 
-def _weekday(text: str, ref: date) -> date | None:
+def _weekday(text: str, ref: date, past: bool = False) -> date | None:
     low = text.lower()
     for i, name in enumerate(_WEEKDAYS):
         if re.search(rf"\b{name[:3]}(?:{name[3:]})?\b", low):
+            if past or re.search(r"\blast\b", low):  # "down since Monday": the Monday before
+                back = (ref.weekday() - i) % 7 or 7
+                return ref - timedelta(days=back)
             ahead = (i - ref.weekday()) % 7
-            if re.search(r"\bnext\b", low):
-                ahead = ahead + 7 if ahead else 7
+            if re.search(r"\bnext\b", low):  # "next Friday": the Friday of next week
+                ahead = 7 - ref.weekday() + i
             elif ahead == 0 and re.search(r"\bthis\b", low) is None:
                 ahead = 7 if re.search(r"\b(by|before|until)\b", low) else 0
             return ref + timedelta(days=ahead)
@@ -51,7 +60,9 @@ def _named_day(low: str, ref: datetime) -> datetime | None:
         return ref + timedelta(days=2)
     if re.search(r"\byesterday\b", low):
         return ref - timedelta(days=1)
-    if re.search(r"\b(end of|by the end of) (the |this )?week\b|\bthis weekend\b", low):
+    if re.search(r"\bthis weekend\b|\bthe weekend\b", low):
+        return ref + timedelta(days=(5 - ref.weekday()) % 7)
+    if re.search(r"\b(end of|by the end of) (the |this )?week\b", low):
         return ref + timedelta(days=(4 - ref.weekday()) % 7)
     if re.search(r"\bnext week\b", low):
         return ref + timedelta(days=7 - ref.weekday())
@@ -74,7 +85,7 @@ def _absolute(text: str, ref: datetime) -> datetime | None:
         got = parser.parse(cleaned, default=ref.replace(hour=0, minute=0, second=0, microsecond=0), fuzzy=True)
     except (ValueError, OverflowError):
         return None
-    if not re.search(r"\b(19|20)\d{2}\b", text) and got.date() < ref.date() - timedelta(days=60):
+    if not re.search(r"\b(19|20)\d{2}\b", text) and got.date() < ref.date() - timedelta(days=180):
         got = got.replace(year=got.year + 1)  # "30 Jan" said in December means next January
     return got
 
@@ -111,8 +122,15 @@ def normalise_datetime(text: str, ref: datetime | None, context: str = "") -> di
             out["iso"] = got.isoformat(timespec="seconds") if unit in ("minute", "hour") else got.date().isoformat()
             return out
         day = _named_day(low, base)
+        if day is None and _MONTH_ONLY.match(text):  # "September": a month, not a day in it
+            got = _absolute(text, base)
+            if got is not None:
+                out["iso"], out["relative"] = f"{got.year:04d}-{got.month:02d}", False
+                return out
         if day is None:
-            wd = _weekday(low, base.date())
+            ctx = context[-25:]
+            past = bool(_PAST.search(ctx)) and not _FUTURE.search(ctx) and not out["deadline"]
+            wd = _weekday(low, base.date(), past=past)
             day = datetime.combine(wd, datetime.min.time()) if wd else None
         if day is None:
             day = _absolute(text, base)

@@ -118,13 +118,13 @@ class LocalExtractor:
             x[row] = v / (np.linalg.norm(v) + 1e-12)
         return x
 
-    def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, object]]:
+    def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, list]]:
+        """NER entities of every customer unit worth reading, in one spaCy pass for the batch."""
         jobs = [(k, u.turn, u.text) for k, units in enumerate(all_units) for u in units
                 if is_customer(u.role) and self.constraints.needs_ner(u.text)]
-        found: dict[int, dict[int | None, object]] = {}
-        if jobs and self.constraints.nlp is not None:
-            for (k, turn, _), sdoc in zip(jobs, self.constraints.nlp.pipe((j[2] for j in jobs), batch_size=128)):
-                found.setdefault(k, {})[turn] = sdoc
+        found: dict[int, dict[int | None, list]] = {}
+        for (k, turn, _), ents in zip(jobs, self.constraints.entities([j[2] for j in jobs])):
+            found.setdefault(k, {})[turn] = ents
         return found
 
     # -- one document ------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ class LocalExtractor:
         out = []
         ref = doc.created_at
         for u in customer:
-            for c in self.constraints.extract(u.text, ref, doc=ctx.ner.get(u.turn)):
+            for c in self.constraints.extract(u.text, ref, ents=ctx.ner.get(u.turn, [])):
                 out.append(Signal(kind="constraint", label=c.label, confidence=c.confidence, speaker="customer",
                                   value=c.value, extractor=f"local.constraints@{V}:{c.source}",
                                   evidence=[Evidence(start=c.start, end=c.end, text=c.text, turn=u.turn)]))
