@@ -39,7 +39,8 @@ def extract(
     taxonomy: Taxonomy = None,
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML: products: [{name, aliases}].")] = None,
     encoder: Encoder = None,
-    workspace: Annotated[Path, typer.Option(help="Directory for persistent state.")] = Path(".signals"),
+    workspace: Annotated[Path, typer.Option(help="Directory for persistent state (store/index: not used yet).")
+                         ] = Path(".signals"),
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
     customer_field: Annotated[str, typer.Option(help="Field holding the customer id.")] = "customer_id",

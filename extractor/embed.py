@@ -69,6 +69,9 @@ class SentenceTransformerEmbedder:
         set_offline()
         self.model_id, path = resolve_encoder(name_or_path)
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar on every run
 
         try:
             self._model = SentenceTransformer(str(path), device=device)

@@ -5,6 +5,7 @@ the id, customer and channel, and ``created_at``, and turns any problem into a R
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from datetime import date, datetime, timezone
@@ -26,6 +27,8 @@ _TURN_KEYS = {
     "ts": ("ts", "timestamp", "time"),
 }
 
+
+log = logging.getLogger("extractor.io")
 
 def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v)) or (isinstance(v, str) and not v.strip())
@@ -226,6 +229,7 @@ def to_document(row: Row, src: Source, opts: Options) -> Document | Reject:
         created, warning = _created_at(data.get(f.created_at))
         meta = {str(k): jsonable(v) for k, v in data.items() if k not in used}
         if warning:
+            log.warning("%s:%s (%s): %s; relative dates in it stay unresolved", src.name, row.line, doc_id, warning)
             old = meta.get("warnings")
             meta["warnings"] = (old if isinstance(old, list) else ([] if old is None else [old])) + [warning]
         return Document(

@@ -1,0 +1,5 @@
+"""``python -m extractor ...`` runs the ``signals`` command."""
+
+from extractor.cli import main
+
+main()
