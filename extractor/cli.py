@@ -69,6 +69,9 @@ def extract(
     except SignalsError as exc:
         _fail(exc)
     summary_table(summary)
+    if summary.n_in == 0:
+        typer.secho("error: no documents were read: check the input paths and formats.", err=True, fg="red")
+        raise typer.Exit(1)
 
 
 @app.command(name="eval")

@@ -158,6 +158,7 @@ class Pipeline:
             RejectSink,
             ResultSink,
             partial_path_for,
+            reject_category,
             rejects_path_for,
             summary_path_for,
             write_summary,
@@ -182,7 +183,7 @@ class Pipeline:
                     n_in += 1
                     if isinstance(item, Reject):
                         n_rej += 1
-                        reasons[item.reason.split(":")[0][:60]] += 1
+                        reasons[reject_category(item.reason)] += 1
                         if f"{item.source}:{item.line}" not in rejects.done_keys:
                             rejects.write(item)
                     elif item.id in sink.done_ids:
@@ -193,7 +194,7 @@ class Pipeline:
                 for res in self.extract_batch(todo):
                     if isinstance(res, Reject):
                         n_rej += 1
-                        reasons[res.reason.split(":")[0][:60]] += 1
+                        reasons[reject_category(res.reason)] += 1
                         if res.id not in rejects.done_keys:
                             rejects.write(res)
                         continue

@@ -152,5 +152,7 @@ class RunSummary(BaseModel):
     seconds: float = 0.0
     output: str = ""
     rejects: str = ""
-    counts: dict[str, dict[str, int]] = Field(default_factory=dict)
+    counts: dict[str, dict[str, int]] = Field(
+        default_factory=dict, description="First intent/sentiment/urgency label per document extracted in this run "
+                                          "(documents kept from an earlier run are not recounted).")
     reject_reasons: dict[str, int] = Field(default_factory=dict)
