@@ -225,3 +225,17 @@ def test_bad_options_raise_config_error() -> None:
     with pytest.raises(ConfigError, match="--encoding"):
         DocumentReader(["x.jsonl"], encoding="klingon")
     assert DocumentReader(["x.jsonl"], fmt="NDJSON").fmt == "jsonl"
+
+
+def test_parquet_columns_are_nested_not_json_strings(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out.parquet"
+    sink = ResultSink(out, resume=False)
+    sink.write(make_result(1))
+    sink.close()
+    schema = pq.read_schema(out)
+    assert str(schema.field("signals").type).startswith("list<")
+    assert "evidence" in str(schema.field("signals").type)
+    table = pq.read_table(out).to_pylist()
+    assert table[0]["signals"][0]["evidence"][0]["text"]

@@ -76,38 +76,30 @@ def pyarrow_modules() -> Any:
 
 
 def result_schema(pa: Any) -> Any:
-    s = pa.string()
-    return pa.schema(
-        [
-            ("id", s),
-            ("customer_id", s),
-            ("channel", s),
-            ("created_at", pa.timestamp("us", tz="UTC")),
-            ("text", s),
-            ("turns", s),
-            ("signals", s),
-            ("provenance", s),
-            ("schema_version", s),
-        ]
-    )
+    """Nested columns mirroring the JSONL row, so DuckDB/pandas can query ``signals[1].label``.
+
+    Only a signal's free-form ``value`` is a JSON string (its shape depends on the signal kind).
+    """
+    s, ts = pa.string(), pa.timestamp("us", tz="UTC")
+    evidence = pa.struct([("start", pa.int64()), ("end", pa.int64()), ("text", s), ("turn", pa.int64()),
+                          ("match", s)])
+    signal = pa.struct([("kind", s), ("label", s), ("score", pa.float64()), ("confidence", pa.float64()),
+                        ("speaker", s), ("scope", s), ("value", s), ("evidence", pa.list_(evidence)),
+                        ("extractor", s)])
+    turn = pa.struct([("speaker", s), ("text", s), ("ts", s), ("role", s)])
+    provenance = pa.struct([("extractor", s), ("version", s), ("mode", s), ("models", pa.map_(s, s)),
+                            ("taxonomy", s), ("created", ts)])
+    return pa.schema([("id", s), ("customer_id", s), ("channel", s), ("created_at", ts), ("text", s),
+                      ("turns", pa.list_(turn)), ("signals", pa.list_(signal)), ("provenance", provenance),
+                      ("schema_version", s)])
 
 
 def result_columns(r: ExtractionResult) -> dict[str, Any]:
-    def dump(v: Any) -> str:
-        return json.dumps(v, ensure_ascii=False)
-
-    d = r.model_dump(mode="json")
-    return {
-        "id": r.id,
-        "customer_id": r.customer_id,
-        "channel": r.channel,
-        "created_at": r.created_at,
-        "text": r.text,
-        "turns": None if r.turns is None else dump(d["turns"]),
-        "signals": dump(d["signals"]),
-        "provenance": dump(d["provenance"]),
-        "schema_version": r.schema_version,
-    }
+    d = r.model_dump()
+    for sig in d["signals"]:
+        sig["value"] = None if sig["value"] is None else json.dumps(sig["value"], ensure_ascii=False, default=str)
+    d["provenance"]["models"] = list(d["provenance"]["models"].items())
+    return d
 
 
 def write_parquet_results(results: Iterable[ExtractionResult], out: Path) -> None:
@@ -135,7 +127,7 @@ def read_parquet_results(path: Path) -> Iterator[ExtractionResult]:
     _, pq = pyarrow_modules()
     for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH):
         for row in batch.to_pylist():
-            for key in ("turns", "signals", "provenance"):
-                if row.get(key) is not None:
-                    row[key] = json.loads(row[key])
+            for sig in row.get("signals") or []:
+                sig["value"] = None if sig["value"] is None else json.loads(sig["value"])
+            row["provenance"]["models"] = dict(row["provenance"]["models"] or [])
             yield ExtractionResult.model_validate({k: v for k, v in row.items() if v is not None})
