@@ -158,7 +158,6 @@ class Pipeline:
             RejectSink,
             ResultSink,
             partial_path_for,
-            reject_category,
             rejects_path_for,
             summary_path_for,
             write_summary,
@@ -172,51 +171,32 @@ class Pipeline:
         self.local  # noqa: B018 - load models (and fail on a bad option) before any output is touched
         out.parent.mkdir(parents=True, exist_ok=True)
         sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
-        n_in = n_ok = n_rej = n_resumed = 0
-        counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
-        reasons: Counter = Counter()
+        tally = _Tally()
         t0 = time.perf_counter()
         try:
             for batch in _batched(reader, batch_size):
                 todo = []
                 for item in batch:
-                    n_in += 1
                     if isinstance(item, Reject):
-                        n_rej += 1
-                        reasons[reject_category(item.reason)] += 1
-                        if f"{item.source}:{item.line}" not in rejects.done_keys:
-                            rejects.write(item)
+                        tally.rejected(item, rejects, key=f"{item.source}:{item.line}")
                     elif item.id in sink.done_ids:
-                        n_ok += 1
-                        n_resumed += 1
+                        tally.resumed()
                     else:
                         todo.append(item)
                 for res in self.extract_batch(todo):
                     if isinstance(res, Reject):
-                        n_rej += 1
-                        reasons[reject_category(res.reason)] += 1
-                        if res.id not in rejects.done_keys:
-                            rejects.write(res)
-                        continue
-                    n_ok += 1
-                    sink.write(res)
-                    for kind, counter in counts.items():
-                        first = next((s for s in res.signals if s.kind == kind), None)
-                        if first is not None:
-                            counter[first.label] += 1
+                        tally.rejected(res, rejects, key=res.id or "")
+                    else:
+                        sink.write(res)
+                        tally.ok(res)
                 sink.flush()
                 rejects.flush()
                 if on_progress:
-                    on_progress(n_ok, n_rej)
+                    on_progress(tally.n_ok, tally.n_rej)
         finally:
             sink.close()
             rejects.close()
-        seconds = time.perf_counter() - t0
-        summary = RunSummary(n_in=n_in, n_ok=n_ok, n_rejected=n_rej, n_resumed=n_resumed, seconds=round(seconds, 3),
-                             docs_per_s=round((n_ok - n_resumed) / seconds, 2) if seconds > 0 else 0.0,
-                             output=str(out), rejects=str(rejects_path_for(out)),
-                             counts={k: dict(v.most_common()) for k, v in counts.items()},
-                             reject_reasons=dict(reasons.most_common()))
+        summary = tally.summary(time.perf_counter() - t0, out, rejects_path_for(out))
         write_summary(summary, out)
         return summary
 
@@ -249,3 +229,42 @@ def _no_customer_text(doc: Document) -> Reject:
     return Reject(source=f"document {doc.id}", id=doc.id, stage="extract",
                   reason="no customer text: every turn is the agent's (or empty), so there is no customer "
                          "intent, sentiment or urgency to extract; check the speaker names")
+
+
+class _Tally:
+    """Counts of one run; every item read is exactly one of ok, resumed (also ok) or rejected."""
+
+    def __init__(self) -> None:
+        self.n_in = self.n_ok = self.n_rej = self.n_resumed = 0
+        self.counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
+        self.reasons: Counter = Counter()
+
+    def rejected(self, item: Reject, sink, key: str) -> None:
+        from .io import reject_category
+
+        self.n_in += 1
+        self.n_rej += 1
+        self.reasons[reject_category(item.reason)] += 1
+        if key not in sink.done_keys:  # a resumed run does not write the same reject twice
+            sink.write(item)
+
+    def resumed(self) -> None:
+        self.n_in += 1
+        self.n_ok += 1
+        self.n_resumed += 1
+
+    def ok(self, res: ExtractionResult) -> None:
+        self.n_in += 1
+        self.n_ok += 1
+        for kind, counter in self.counts.items():
+            first = next((s for s in res.signals if s.kind == kind), None)
+            if first is not None:
+                counter[first.label] += 1
+
+    def summary(self, seconds: float, out: Path, rejects: Path) -> RunSummary:
+        fresh = self.n_ok - self.n_resumed
+        return RunSummary(n_in=self.n_in, n_ok=self.n_ok, n_rejected=self.n_rej, n_resumed=self.n_resumed,
+                          seconds=round(seconds, 3), docs_per_s=round(fresh / seconds, 2) if seconds > 0 else 0.0,
+                          output=str(out), rejects=str(rejects),
+                          counts={k: dict(v.most_common()) for k, v in self.counts.items()},
+                          reject_reasons=dict(self.reasons.most_common()))
