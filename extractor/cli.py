@@ -37,6 +37,7 @@ def extract(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl (or .parquet).")],
     mode: Annotated[str, typer.Option(help="local (default). llm and cascade arrive with the LLM path.")] = "local",
     taxonomy: Taxonomy = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory made by `signals train`.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML: products: [{name, aliases}].")] = None,
     encoder: Encoder = None,
     workspace: Annotated[Path, typer.Option(help="Directory for persistent state (store/index: not used yet).")
@@ -62,7 +63,7 @@ def extract(
         _fail(SignalsError(f"--mode {mode} needs the LLM path, which is not built yet; use --mode local."))
     fields = FieldMap(text=text_field, id=id_field, customer=customer_field, turns=turns_field)
     try:
-        pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars)
+        pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model)
         with progress("extracting") as update:
             summary = pipe.run(inputs, out, fields=fields, fmt=fmt, encoding=encoding, resume=resume,
                                batch_size=batch_size, on_progress=update)
@@ -81,6 +82,7 @@ def eval_(
     train: Annotated[Path | None, typer.Option(help="Labelled JSONL: its examples become the intent taxonomy.")] = None,
     shots: Annotated[int | None, typer.Option(help="Use K examples per label from --train.")] = None,
     taxonomy: Taxonomy = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory made by `signals train`.")] = None,
     encoder: Encoder = None,
     label_field: Annotated[str, typer.Option(help="Field holding the gold label.")] = "label",
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML for constraints.")] = None,
@@ -96,7 +98,7 @@ def eval_(
 
     try:
         pipe = Pipeline(str(train) if train else taxonomy, shots=shots, seed=seed, encoder=encoder,
-                        label_field=label_field,
+                        label_field=label_field, model=model,
                         catalog=catalog, ner=task == "constraints")
         with progress("evaluating", quiet=as_json) as update:
             metrics = evaluate(task, test, pipe, label_field=label_field, on_progress=lambda n: update(n, 0))
@@ -106,6 +108,34 @@ def eval_(
         typer.echo(json.dumps(metrics))
     else:
         metrics_table(metrics)
+
+
+@app.command()
+def train(
+    task: Annotated[str, typer.Argument(help="intent | sentiment")],
+    train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label}.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
+    shots: Annotated[int | None, typer.Option(help="Use K examples per label.")] = None,
+    fast: Annotated[bool, typer.Option(help="Frozen embeddings + logistic regression (the only method so far).")
+                    ] = True,
+    encoder: Encoder = None,
+    label_field: Annotated[str, typer.Option(help="Field holding the label.")] = "label",
+    seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Train a model directory for `signals extract --model` (a head on frozen MiniLM embeddings)."""
+    _setup_logging(verbose)
+    from .train import train as train_model
+
+    if not fast:
+        _fail(SignalsError("Only --fast training exists so far; fine-tuning the encoder is not built yet."))
+    try:
+        manifest = train_model(task, train_file, out, shots=shots, seed=seed, encoder=encoder,
+                               label_field=label_field)
+    except SignalsError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"out": str(out), "labels": len(manifest["labels"]), "n_train": manifest["n_train"],
+                           **manifest["metrics"]}))
 
 
 @app.command()

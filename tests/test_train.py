@@ -1,0 +1,61 @@
+"""`signals train --fast`: a model directory with a manifest, used by extract and eval via --model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from extractor.cli import app
+from extractor.errors import ConfigError
+from extractor.pipeline import Pipeline
+from extractor.taxonomy import load_taxonomy
+from extractor.train import train
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    """The shipped taxonomy's own examples (written for the project): 8 per intent to train, the rest to test."""
+    tmp = tmp_path_factory.mktemp("train")
+    train_rows, test_rows = [], []
+    for intent in load_taxonomy().intents:
+        rows = [{"text": t, "label": intent.label} for t in intent.examples]
+        train_rows += rows[:8]
+        test_rows += rows[8:]
+    paths = tmp / "train.jsonl", tmp / "test.jsonl"
+    for path, rows in zip(paths, (train_rows, test_rows)):
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return paths
+
+
+def test_train_writes_a_self_describing_model(tmp_path, split, pipeline):
+    manifest = train("intent", split[0], tmp_path / "m", seed=1)
+    on_disk = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert on_disk == manifest
+    assert manifest["encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and manifest["dim"] == 384
+    assert len(manifest["labels"]) == 44 and manifest["n_train"] == 44 * 8
+    assert 0.0 < manifest["temperature"] and len(manifest["data_sha256"]) == 64
+    assert train("intent", split[0], tmp_path / "m2", seed=1)["data_sha256"] == manifest["data_sha256"]
+
+
+def test_model_is_used_by_eval_and_extract(tmp_path, split, pipeline):
+    model = tmp_path / "m"
+    assert runner.invoke(app, ["train", "intent", "--train", str(split[0]), "--out", str(model)]).exit_code == 0
+    res = runner.invoke(app, ["eval", "intent", "--model", str(model), "--test", str(split[1]), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["accuracy"] > 0.5
+    result = Pipeline(model=model).extract("I was charged twice for the same order")
+    assert result.provenance.models["intent"].startswith("linear@")
+    assert result.of_kind("intent")[0].label == "billing_double_charge"
+
+
+def test_bad_training_input_is_a_clear_error(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"text": "great", "label": "5 stars"}\n{"text": "bad", "label": "1 star"}\n')
+    with pytest.raises(ConfigError, match="negative / neutral / positive"):
+        train("sentiment", path, tmp_path / "m")
+    with pytest.raises(ConfigError, match="not a signals model"):
+        Pipeline(model=tmp_path / "nothing").local  # noqa: B018
