@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .types import Document, Role
+from .types import Role
 
 _BOUNDARY = re.compile(r"([.!?…]+[\"')\]]*)(\s+)|([。！？]+)|(\r\n|\n|\r)+")
 _ABBREV = {"mr", "mrs", "ms", "dr", "st", "no", "vs", "etc", "e.g", "i.e", "approx", "inc", "ltd", "jr", "sr"}
@@ -76,18 +76,6 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def split_sentences(text: str) -> list[Segment]:
     return [Segment(0, None, "customer", None, s, e, text[s:e]) for s, e in sentence_spans(text)]
-
-
-def segment_document(doc: Document, doc_index: int = 0) -> list[Segment]:
-    """All sentences of a document with turn index, role and speaker."""
-    segments: list[Segment] = []
-    if doc.turns is None:
-        text = doc.text or ""
-        return [Segment(doc_index, None, "customer", None, s, e, text[s:e]) for s, e in sentence_spans(text)]
-    for i, turn in enumerate(doc.turns):
-        for s, e in sentence_spans(turn.text):
-            segments.append(Segment(doc_index, i, turn.role, turn.speaker, s, e, turn.text[s:e]))
-    return segments
 
 
 def is_customer(role: Role) -> bool:

@@ -18,6 +18,7 @@ from ..segment import Segment, is_customer, sentence_spans
 from ..types import Document, Evidence, Signal
 from .constraints import ConstraintExtractor
 from .intent import IntentClassifier
+from .linear import LinearIntent
 from .sentiment import SentimentHead
 from .urgency import UrgencySemantics, combine, confidence, find_calm, find_cues, level
 
@@ -68,7 +69,7 @@ def _ev(seg: Segment) -> Evidence:
 class LocalExtractor:
     """Holds the loaded models; ``extract_batch`` is pure with respect to its inputs."""
 
-    def __init__(self, embedder, intent: IntentClassifier, sentiment: SentimentHead,
+    def __init__(self, embedder, intent: IntentClassifier | LinearIntent, sentiment: SentimentHead,
                  constraints: ConstraintExtractor):
         self.embedder = embedder
         self.intent = intent
