@@ -153,23 +153,16 @@ class DocumentReader:
         return item
 
 
-def iter_documents(
-    inputs: Sequence[str],
-    fields: FieldMap = FieldMap(),
-    *,
-    fmt: str | None = None,
-    max_chars: int = 1_000_000,
-    encoding: str = "utf-8",
-    agent_names: frozenset[str] = frozenset(),
-) -> Iterator[Document | Reject]:
+def iter_documents(inputs: Sequence[str], fields: FieldMap = FieldMap(), **options: Any) -> Iterator[Document | Reject]:
     """Stream documents (and rejects for rows that cannot be read) from files, folders, globs or ``-``.
+
+    ``options`` are :class:`DocumentReader`'s (``fmt``, ``max_chars``, ``encoding``, ``agent_names``,
+    ``exclude``).
 
     >>> for item in iter_documents(["sample_data/*.jsonl"], FieldMap(text="body")):  # doctest: +SKIP
     ...     print(item.id if isinstance(item, Document) else item.reason)
     """
-    return iter(
-        DocumentReader(inputs, fields, fmt=fmt, max_chars=max_chars, encoding=encoding, agent_names=agent_names)
-    )
+    return iter(DocumentReader(inputs, fields, **options))
 
 
 # ---------------------------------------------------------------- paths

@@ -14,32 +14,14 @@ from extractor.ingest.transcript import parse_transcript
 def read_txt(src: Source, stream: BinaryIO, enc: str, opts: Options) -> Iterator[Item]:
     cap = 4 * opts.max_chars + 4
     data = stream.read(cap + 1)
+    problem = None
     if len(data) > cap:
-        yield (
-            None,
-            None,
-            reject(
-                src.name,
-                None,
-                f"too long: the file is over {cap:,} bytes, more than "
-                f"--max-chars {opts.max_chars:,} allows; split it or raise --max-chars",
-                raw=data,
-                id=src.stem,
-            ),
-        )
-        return
-    if not is_wide(enc) and b"\x00" in data:
-        yield (
-            None,
-            None,
-            reject(
-                src.name,
-                None,
-                "binary data (NUL bytes): this .txt file is not plain text",
-                raw=data,
-                id=src.stem,
-            ),
-        )
+        problem = (f"too long: the file is over {cap:,} bytes, more than "
+                   f"--max-chars {opts.max_chars:,} allows; split it or raise --max-chars")
+    elif not is_wide(enc) and b"\x00" in data:
+        problem = "binary data (NUL bytes): this .txt file is not plain text"
+    if problem:
+        yield None, None, reject(src.name, None, problem, raw=data, id=src.stem)
         return
     try:
         text = data.decode(enc)
