@@ -19,7 +19,7 @@ from ..types import Document, Evidence, Signal
 from .constraints import ConstraintExtractor
 from .intent import IntentClassifier
 from .linear import LinearIntent
-from .sentiment import SentimentHead
+from .sentiment import SentimentHead, emoji_shift
 from .urgency import UrgencySemantics, combine, confidence, find_calm, find_cues, level
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class LocalExtractor:
                 u.row = seg_rows[id(own)] if own is not None else -1
         x = self._embed(segs, seg_rows, [u for units in all_units for u in units])
         probs = self.sentiment.predict_proba(x) if len(x) else np.zeros((0, 3), np.float32)
+        probs = emoji_shift([s.text for s in segs], probs, self.sentiment.labels)
         urgent = self.urgency.score(x)
         customer_rows = [seg_rows[id(s)] for units in all_units for u in units if is_customer(u.role)
                          for s in u.candidates]

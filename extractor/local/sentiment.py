@@ -71,3 +71,27 @@ class SentimentHead:
 
     def score(self, proba: np.ndarray) -> np.ndarray:
         return proba[..., self._pos] - proba[..., self._neg]
+
+
+# The encoder reads emoji poorly ("😡😡😡" comes out positive), so clear-cut ones shift the odds.
+POSITIVE_EMOJI = frozenset("😀😃😄😁😊🙂😍🥰😘👍🎉💯⭐🌟💖💕❤👏🤩😎✅")
+NEGATIVE_EMOJI = frozenset("😡🤬😠😤😞😢😭👎💔🙄😒😩😫🤮😖😣😾")
+EMOJI_WEIGHT = 1.0  # log-odds per emoji, at most three counted
+
+
+def emoji_shift(texts: list[str], proba: np.ndarray, labels: list[str]) -> np.ndarray:
+    """Multiply p(positive) by e^(w*s) and p(negative) by e^(-w*s), s = (#positive - #negative emoji), renormalise.
+
+    >>> int(emoji_shift(["😡😡😡"], np.array([[0.2, 0.3, 0.5]]), ["negative", "neutral", "positive"]).argmax())
+    0
+    """
+    neg, pos = labels.index("negative"), labels.index("positive")
+    out = proba.copy()
+    for i, text in enumerate(texts):
+        score = sum(ch in POSITIVE_EMOJI for ch in text) - sum(ch in NEGATIVE_EMOJI for ch in text)
+        if score:
+            score = max(-3, min(3, score))
+            out[i, pos] *= np.exp(EMOJI_WEIGHT * score)
+            out[i, neg] *= np.exp(-EMOJI_WEIGHT * score)
+            out[i] /= out[i].sum()
+    return out
