@@ -70,24 +70,24 @@ class Pipeline:
 
         t0 = time.perf_counter()
         embedder = load_embedder(self.encoder_spec)
-        manifest, trained = self._trained_model()
+        manifest, trained = self._trained_model(embedder.model_id)
         if manifest and manifest["task"] == "intent":
             from .local.linear import LinearIntent
 
             intent = LinearIntent(trained, f"{self.model_spec}#{manifest['data_sha256'][:12]}")
-            taxonomy_id, fingerprint = f"model:{Path(self.model_spec).name}", manifest["data_sha256"][:12]
+            kind, taxonomy_id = "linear", f"model:{Path(self.model_spec).name}"
+            fingerprint = manifest["data_sha256"][:12]
         else:
             taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed,
                                      label_field=self.label_field)
             intent = IntentClassifier.fit(taxonomy, embedder)
-            taxonomy_id, fingerprint = taxonomy.id, taxonomy.fingerprint()
+            kind, taxonomy_id, fingerprint = "prototype-knn", taxonomy.id, taxonomy.fingerprint()
         head = SentimentHead(trained, str(self.model_spec)) if manifest and manifest["task"] == "sentiment" \
             else SentimentHead.load(self.head_spec)
         head.check_encoder(embedder)
         nlp = load_spacy(max_chars=self.max_chars) if self.use_ner else None
         constraints = ConstraintExtractor(nlp, load_catalog(self.catalog_spec))
         self._taxonomy_id = taxonomy_id
-        kind = "linear" if manifest and manifest["task"] == "intent" else "prototype-knn"
         self._provenance_models = {
             "encoder": embedder.model_id,
             "intent": f"{kind}@{taxonomy_id}#{fingerprint}",
@@ -97,15 +97,13 @@ class Pipeline:
         log.info("models loaded in %.1fs", time.perf_counter() - t0)
         return LocalExtractor(embedder, intent, head, constraints)
 
-    def _trained_model(self) -> tuple[dict | None, dict | None]:
-        """The manifest and head of ``--model DIR``, checked against the encoder in use."""
+    def _trained_model(self, wanted: str) -> tuple[dict | None, dict | None]:
+        """The manifest and head of ``--model DIR``, checked against the encoder in use (``wanted``)."""
         if self.model_spec is None:
             return None, None
-        from .embed import resolve_encoder
         from .train import load_model
 
         manifest, head = load_model(self.model_spec)
-        wanted = resolve_encoder(self.encoder_spec)[0]
         if manifest["encoder"] != wanted:
             raise ConfigError(f"Model {self.model_spec} was trained on {manifest['encoder']} but the encoder is "
                               f"{wanted}; pass --encoder for the model's encoder or retrain.")

@@ -177,19 +177,17 @@ class LocalExtractor:
         The whole turn carries context; the best sentence carries the specific request a greeting
         or a story around it would dilute.
         """
-        row = ctx.intent_scores[ctx.intent_at[ctx.seg_rows[id(seg)]]]
+        row = ctx.intent_of([seg])[0]
         if seg is not unit.whole:
             return row
-        sents = ctx.intent_scores[[ctx.intent_at[ctx.seg_rows[id(x)]] for x in unit.sentences]]
-        return 0.5 * row + 0.5 * sents.max(axis=0)
+        return 0.5 * row + 0.5 * ctx.intent_of(unit.sentences).max(axis=0)
 
     def _best_sentence(self, unit: _Unit, seg: Segment, label: str, ctx: _Ctx) -> Segment:
         """Within a multi-sentence turn, the sentence that scores highest for ``label``."""
         if seg is not unit.whole:
             return seg
         j = self.intent.labels.index(label)
-        rows = [ctx.intent_at[ctx.seg_rows[id(x)]] for x in unit.sentences]
-        return unit.sentences[int(np.argmax(ctx.intent_scores[rows, j]))]
+        return unit.sentences[int(np.argmax(ctx.intent_of(unit.sentences)[:, j]))]
 
     def _unit_proba(self, u: _Unit, ctx: _Ctx) -> np.ndarray:
         if u.row >= 0:
@@ -288,3 +286,7 @@ class _Ctx:
     intent_scores: np.ndarray | None
     intent_at: dict[int, int]
     ner: dict
+
+    def intent_of(self, segs: list[Segment]) -> np.ndarray:
+        """Intent score rows of customer segments."""
+        return self.intent_scores[[self.intent_at[self.seg_rows[id(s)]] for s in segs]]
