@@ -49,16 +49,16 @@ def make_result(i: int, **kw: Any) -> ExtractionResult:
     )
 
 
+def transcript_result() -> ExtractionResult:
+    """A result for a transcript (turns, no text, no signals)."""
+    return ExtractionResult(id="t", turns=[Turn(speaker="Agent", text="hi", role="agent")],
+                            provenance=Provenance(version="1", created=datetime.now(timezone.utc)))
+
+
 def test_result_sink_jsonl_roundtrip(tmp_path: Path) -> None:
     out = tmp_path / "out.jsonl"
     results = [make_result(i) for i in range(3)]
-    results.append(
-        ExtractionResult(
-            id="t",
-            turns=[Turn(speaker="Agent", text="hi", role="agent")],
-            provenance=Provenance(version="1", created=datetime.now(timezone.utc)),
-        )
-    )
+    results.append(transcript_result())
     with ResultSink(out) as sink:
         for r in results:
             sink.write(r)
@@ -72,13 +72,7 @@ def test_result_sink_parquet_roundtrip(tmp_path: Path) -> None:
     pq = pytest.importorskip("pyarrow.parquet")
     out = tmp_path / "out.parquet"
     results = [make_result(i) for i in range(5)]
-    results.append(
-        ExtractionResult(
-            id="t",
-            turns=[Turn(speaker="Agent", text="hi", role="agent")],
-            provenance=Provenance(version="1", created=datetime.now(timezone.utc)),
-        )
-    )
+    results.append(transcript_result())
     sink = ResultSink(out)
     for r in results:
         sink.write(r)
