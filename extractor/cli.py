@@ -77,7 +77,7 @@ def extract(
 
 @app.command(name="eval")
 def eval_(
-    task: Annotated[str, typer.Argument(help="intent | sentiment | urgency | constraints")],
+    task: Annotated[str, typer.Argument(help="intent | intents (multi-label) | sentiment | urgency | constraints")],
     test: Annotated[Path, typer.Option(help="Labelled JSONL test file.")],
     train: Annotated[Path | None, typer.Option(help="Labelled JSONL: its examples become the intent taxonomy.")] = None,
     shots: Annotated[int | None, typer.Option(help="Use K examples per label from --train.")] = None,
@@ -87,27 +87,46 @@ def eval_(
     label_field: Annotated[str, typer.Option(help="Field holding the gold label.")] = "label",
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML for constraints.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for --shots sampling.")] = 0,
+    urgent_cut: Annotated[str, typer.Option(help="Urgency level from which a row counts as urgent (urgent_f1).")
+                          ] = "high",
+    report: Annotated[Path | None, typer.Option(help="Write a self-contained HTML report (metrics, confusion "
+                                                     "matrix, worst errors with their text) to this file.")] = None,
+    with_rows: Annotated[bool, typer.Option("--with-rows", help="With --json: add every row's text, gold and "
+                                                                "prediction under 'rows'.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Measure a task on labelled data (accuracy, macro-F1, ECE, Spearman, span F1)."""
+    """Measure a task on labelled data (accuracy, P/R/F1 per class, confusion, ECE, Spearman, span F1)."""
     _setup_logging(verbose)
     from .evaluate import evaluate
     from .pipeline import Pipeline
     from .render import metrics_table, progress
 
+    if report is not None and report.is_dir():
+        _fail(SignalsError(f"--report {report} is a directory; give a file name such as {report / 'report.html'}"))
     try:
         pipe = Pipeline(str(train) if train else taxonomy, shots=shots, seed=seed, encoder=encoder,
                         label_field=label_field, model=model,
                         catalog=catalog, ner=task == "constraints")
         with progress("evaluating", quiet=as_json) as update:
-            metrics = evaluate(task, test, pipe, label_field=label_field, on_progress=lambda n: update(n, 0))
+            metrics = evaluate(task, test, pipe, label_field=label_field, on_progress=lambda n: update(n, 0),
+                               urgent_cut=urgent_cut, keep_rows=bool(report or with_rows))
     except SignalsError as exc:
         _fail(exc)
+    rows = metrics.pop("rows", None)
+    if report:
+        from .report import write_report
+
+        try:
+            write_report(report, metrics, rows, source=str(test))
+        except OSError as exc:
+            _fail(SignalsError(f"Cannot write --report {report}: {exc}. Choose a writable file path."))
     if as_json:
-        typer.echo(json.dumps(metrics))
+        typer.echo(json.dumps(metrics | ({"rows": rows} if with_rows else {})))
     else:
         metrics_table(metrics)
+    if report:
+        typer.echo(f"report: {report}", err=True)
 
 
 @app.command()
@@ -116,25 +135,30 @@ def train(
     train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label}.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     shots: Annotated[int | None, typer.Option(help="Use K examples per label.")] = None,
-    fast: Annotated[bool, typer.Option(help="Frozen embeddings + logistic regression (the only method so far).")
-                    ] = True,
+    fast: Annotated[bool, typer.Option("--fast", help="Frozen embeddings + logistic regression: seconds, "
+                                                      "not minutes, a few points less accurate.")] = False,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs (default: enough for ~600 steps).",
+                                               min=1)] = None,
     encoder: Encoder = None,
     label_field: Annotated[str, typer.Option(help="Field holding the label.")] = "label",
-    seed: Annotated[int, typer.Option(help="Seed for sampling and splits.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for sampling, splits and training.")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Train a model directory for `signals extract --model` (a head on frozen MiniLM embeddings)."""
+    """Train a model directory for `signals extract --model` (default: fine-tune the encoder)."""
     _setup_logging(verbose)
+    from .finetune import FinetuneConfig
+    from .render import step_progress
     from .train import train as train_model
 
-    if not fast:
-        _fail(SignalsError("Only --fast training exists so far; fine-tuning the encoder is not built yet."))
     try:
-        manifest = train_model(task, train_file, out, shots=shots, seed=seed, encoder=encoder,
-                               label_field=label_field)
+        with step_progress("training" if fast else "fine-tuning (optimiser steps)") as update:
+            manifest = train_model(task, train_file, out, shots=shots, seed=seed, encoder=encoder,
+                                   label_field=label_field, method="fast" if fast else "finetune",
+                                   config=FinetuneConfig(epochs=epochs), progress=update)
     except SignalsError as exc:
         _fail(exc)
-    typer.echo(json.dumps({"out": str(out), "labels": len(manifest["labels"]), "n_train": manifest["n_train"],
+    typer.echo(json.dumps({"out": str(out), "method": manifest["method"], "labels": len(manifest["labels"]),
+                           "n_train": manifest["n_train"], "train_seconds": manifest["train_seconds"],
                            **manifest["metrics"]}))
 
 

@@ -71,31 +71,39 @@ class Pipeline:
         t0 = time.perf_counter()
         embedder = load_embedder(self.encoder_spec)
         manifest, trained = self._trained_model(embedder.model_id)
+        model_embedder = self._model_embedder(manifest)
         if manifest and manifest["task"] == "intent":
             from .local.linear import LinearIntent
 
             intent = LinearIntent(trained, f"{self.model_spec}#{manifest['data_sha256'][:12]}")
-            kind, taxonomy_id = "linear", f"model:{Path(self.model_spec).name}"
+            kind = "finetuned" if model_embedder else "linear"
+            taxonomy_id = f"model:{Path(self.model_spec).name}"
             fingerprint = manifest["data_sha256"][:12]
         else:
             taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed,
                                      label_field=self.label_field)
             intent = IntentClassifier.fit(taxonomy, embedder)
             kind, taxonomy_id, fingerprint = "prototype-knn", taxonomy.id, taxonomy.fingerprint()
-        head = SentimentHead(trained, str(self.model_spec)) if manifest and manifest["task"] == "sentiment" \
-            else SentimentHead.load(self.head_spec)
-        head.check_encoder(embedder)
+        if manifest and manifest["task"] == "sentiment":
+            head = SentimentHead(trained, str(self.model_spec))
+            if model_embedder is None:  # a fine-tuned model's head reads its own encoder
+                head.check_encoder(embedder)
+        else:
+            head = SentimentHead.load(self.head_spec)
+            head.check_encoder(embedder)
         nlp = load_spacy(max_chars=self.max_chars) if self.use_ner else None
         constraints = ConstraintExtractor(nlp, load_catalog(self.catalog_spec))
         self._taxonomy_id = taxonomy_id
         self._provenance_models = {
             "encoder": embedder.model_id,
+            **({"model_encoder": model_embedder.model_id} if model_embedder else {}),
             "intent": f"{kind}@{taxonomy_id}#{fingerprint}",
             "sentiment": head.id,
             "ner": SPACY_MODEL if nlp is not None else "none",
         }
         log.info("models loaded in %.1fs", time.perf_counter() - t0)
-        return LocalExtractor(embedder, intent, head, constraints)
+        return LocalExtractor(embedder, intent, head, constraints, model_embedder=model_embedder,
+                              model_task=manifest["task"] if manifest else None)
 
     def _trained_model(self, wanted: str) -> tuple[dict | None, dict | None]:
         """The manifest and head of ``--model DIR``, checked against the encoder in use (``wanted``)."""
@@ -104,10 +112,20 @@ class Pipeline:
         from .train import load_model
 
         manifest, head = load_model(self.model_spec)
-        if manifest["encoder"] != wanted:
+        if not manifest.get("model_encoder") and manifest["encoder"] != wanted:
             raise ConfigError(f"Model {self.model_spec} was trained on {manifest['encoder']} but the encoder is "
                               f"{wanted}; pass --encoder for the model's encoder or retrain.")
         return manifest, head
+
+    def _model_embedder(self, manifest: dict | None):
+        """The fine-tuned encoder inside ``--model DIR`` (None for a head on the pipeline's encoder)."""
+        if not manifest or not manifest.get("model_encoder"):
+            return None
+        from .embed import load_embedder
+
+        emb = load_embedder(str(Path(self.model_spec) / manifest["model_encoder"]))
+        emb.model_id = f"model:{Path(self.model_spec).name}/{manifest['model_encoder']}"
+        return emb
 
     def provenance(self) -> Provenance:
         self.local  # noqa: B018 - make sure model ids are known

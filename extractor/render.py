@@ -35,6 +35,25 @@ def progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], N
         yield update
 
 
+@contextmanager
+def step_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
+    """A bar with a known total; yields ``update(done, total)``. Silent when not a terminal or quiet."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    if quiet or not console.is_terminal:
+        yield lambda done, total: None
+        return
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
 def summary_table(s: RunSummary) -> None:
     table = Table(title="signals extract", show_header=False, title_justify="left")
     table.add_row("documents in", str(s.n_in))
@@ -61,13 +80,44 @@ def summary_table(s: RunSummary) -> None:
         out.print(t)
 
 
-def metrics_table(metrics: dict) -> None:
+DETAIL_KEYS = ("per_class", "confusion", "confused_pairs", "span_f1_by_type", "span_by_type", "rows")
+
+
+def metrics_table(metrics: dict, worst: int = 10) -> None:
+    """Headline figures, then per class (all of up to 15 classes, else the ``worst`` by F1), the most
+    confused pairs, and spans by type. The full matrix is for ``--json`` and ``--report``."""
     t = Table(title=f"signals eval {metrics.get('task', '')}", show_header=False, title_justify="left")
     for key, value in metrics.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}={v}" for k, v in value.items())
-        t.add_row(key, str(value))
+        if key not in DETAIL_KEYS and not isinstance(value, (dict, list)):
+            t.add_row(key, str(value))
     out.print(t)
+    per = metrics.get("per_class") or {}
+    if per:
+        items = sorted(per.items())
+        if len(items) > 15:
+            items = sorted(items, key=lambda kv: (not kv[1]["support"], kv[1]["f1"], -kv[1]["support"]))[:worst]
+        title = "per class" if len(items) == len(per) else f"worst {len(items)} of {len(per)} classes by F1"
+        out.print(_rows_table(title, ["label", "P", "R", "F1", "support"],
+                              [[lab, *(v[k] for k in ("precision", "recall", "f1", "support"))] for lab, v in items]))
+    if metrics.get("confused_pairs"):
+        out.print(_rows_table("most confused (gold → predicted)", ["gold", "predicted", "rows"],
+                              metrics["confused_pairs"]))
+    if metrics.get("span_by_type"):
+        keys = ("precision", "recall", "f1", "exact_precision", "exact_recall", "exact_f1", "support", "predicted")
+        head = ["type", "P", "R", "F1", "exact P", "exact R", "exact F1", "gold", "pred"]
+        out.print(_rows_table("spans by type (overlap match, exact match)", head,
+                              [[lab, *(v[k] for k in keys)] for lab, v in metrics["span_by_type"].items()]))
+
+
+def _rows_table(title: str, head: list[str], rows: list[list]) -> Table:
+    from rich.text import Text
+
+    t = Table(title=title, title_justify="left")
+    for i, h in enumerate(head):
+        t.add_column(h, justify="right" if i else "left")
+    for row in rows:
+        t.add_row(*(Text(str(x)) for x in row))  # Text: a label such as "[red]" is data, not markup
+    return t
 
 
 def _quote(result, ev, width: int = 50):

@@ -1,8 +1,11 @@
-"""``signals train TASK --fast``: a logistic-regression head on frozen sentence embeddings.
+"""``signals train TASK``: fine-tune the encoder with a cosine head (default) or, with ``--fast``, fit a
+logistic-regression head on frozen sentence embeddings.
 
-The model directory holds ``head.json`` (``signals.linear_head/1``, JSON, never a pickle) and
+The model directory holds ``head.json`` (``signals.linear_head/1``, JSON, never a pickle),
 ``manifest.json`` (task, method, base encoder, ordered labels, training-data hash, held-out
-metrics, seed, library version). ``signals extract --model DIR`` and ``Pipeline(model=DIR)`` use it.
+metrics, seed, training time, library version) and, for a fine-tuned model, ``encoder/`` (a
+sentence-transformers directory the head applies to). ``signals extract --model DIR`` and
+``Pipeline(model=DIR)`` use it.
 
 >>> manifest = train("intent", "train.jsonl", "models/intent", shots=10)   # doctest: +SKIP
 >>> manifest["metrics"]["accuracy"]                                           # doctest: +SKIP
@@ -15,6 +18,7 @@ import hashlib
 import json
 import logging
 import random
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,7 +29,11 @@ from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-TASKS = ("intent", "sentiment")  # urgency stays rule-based until issue 5 trains it
+TASKS = ("intent", "sentiment")
+METHODS = ("finetune", "fast")
+METHOD_NAMES = {"finetune": "finetune (encoder fine-tuned end to end + cosine head)",
+                "fast": "fast (frozen embeddings + logistic regression)"}
+ENCODER_DIR = "encoder"  # the fine-tuned sentence-transformers model inside a finetune model directory
 FORMAT = "signals.model/1"
 
 
@@ -83,55 +91,121 @@ def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(grid[int(np.argmin(nll))])
 
 
+def _softmax(z: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _calibrate(task: str, logits: np.ndarray, y: np.ndarray) -> tuple[float, float, dict]:
+    """Temperature (NLL on the validation rows), the abstention threshold (the 2% quantile of correct
+    rows' confidence, intent only) and the validation metrics after calibration."""
+    from .evaluate import ece
+
+    temperature = _temperature(logits, y)
+    p = _softmax(logits / temperature)
+    correct = p.argmax(axis=1) == y
+    threshold = float(np.quantile(p.max(axis=1)[correct], 0.02)) if task == "intent" and correct.any() else 0.0
+    return temperature, threshold, {"n_validation": int(len(y)), "accuracy": round(float(correct.mean()), 4),
+                                    "ece": ece(p.max(axis=1).tolist(), correct.tolist())}
+
+
+class _Steps:
+    """One progress callback over several training runs: ``progress(done, total)`` across all of them."""
+
+    def __init__(self, progress, runs: list[int]):
+        self.progress, self.total, self.offset = progress, sum(runs), 0
+
+    def run(self, n: int):
+        base = self.offset
+        self.offset += n
+        return (lambda done, _total: self.progress(base + done, self.total)) if self.progress else None
+
+
 def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int | None = None, seed: int = 0,
-          encoder: str | None = None, label_field: str = "label") -> dict:
-    """Train a fast head for ``task`` and write the model directory; returns the manifest."""
+          encoder: str | None = None, label_field: str = "label", method: str = "finetune",
+          config=None, progress=None) -> dict:
+    """Train ``task`` with ``method`` (``finetune``: the encoder itself learns; ``fast``: a linear head on
+    frozen embeddings) and write the model directory; returns the manifest.
+
+    Calibration (temperature, abstention threshold) is fitted on a stratified 20% validation split of
+    the training rows, then the final model is trained on all rows with the same settings.
+    ``progress(done, total)`` reports optimiser steps (``finetune``) or stages (``fast``).
+    """
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    if method not in METHODS:
+        raise ConfigError(f"Unknown training method {method!r}; choose one of {', '.join(METHODS)}.")
     from .embed import load_embedder
-    from .evaluate import ece
 
     texts, labels = _rows(Path(train_path), label_field, shots, seed)
     names = sorted(set(labels))
     if task == "sentiment" and not ({"negative", "positive"} <= set(names) <= {"negative", "neutral", "positive"}):
         raise ConfigError(f"Sentiment labels must be negative / neutral / positive (got {names[:5]}); map them first.")
     y = np.array([names.index(x) for x in labels])
-    emb = load_embedder(encoder)
-    x = emb.encode(texts)
     fit_idx, val_idx = _split(labels, seed)
-    temperature, threshold, metrics = 1.0, 0.0, {}
-    if len(val_idx):
-        clf = _fit(x[fit_idx], y[fit_idx], seed)
-        logits = clf.decision_function(x[val_idx])
-        temperature = _temperature(logits, y[val_idx])
-        z = logits / temperature
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        pred = p.argmax(axis=1)
-        correct = pred == y[val_idx]
-        threshold = float(np.quantile(p.max(axis=1)[correct], 0.02)) if task == "intent" and correct.any() else 0.0
-        metrics = {"n_validation": int(len(val_idx)), "accuracy": round(float(correct.mean()), 4),
-                   "ece": ece(p.max(axis=1).tolist(), correct.tolist())}
-    clf = _fit(x, y, seed)  # final head on all rows, with the calibration found above
-    digest = hashlib.sha256("".join(f"{t}\t{lab}\n" for t, lab in zip(texts, labels)).encode()).hexdigest()
-    head = {"format": "signals.linear_head/1", "task": task, "labels": names, "encoder": emb.model_id,
-            "dim": emb.dim, "normalize": True, "coef": clf.coef_.round(6).tolist(),
-            "intercept": clf.intercept_.round(6).tolist(), "temperature": temperature, "threshold": threshold,
-            "data_sha256": digest}
-    if len(names) == 2:  # sklearn keeps one row for binary problems: expand to one row per label
-        head["coef"] = (np.vstack([-clf.coef_, clf.coef_]) / 2).round(6).tolist()
-        head["intercept"] = (np.array([-clf.intercept_[0], clf.intercept_[0]]) / 2).round(6).tolist()
-    manifest = {"format": FORMAT, "task": task, "method": "fast (frozen embeddings + logistic regression)",
-                "encoder": emb.model_id, "dim": emb.dim, "labels": names, "n_train": len(texts), "shots": shots,
-                "seed": seed, "data_sha256": digest, "temperature": temperature, "threshold": threshold,
-                "metrics": metrics, "signals_version": __version__,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    base = load_embedder(encoder)
     out = Path(out_dir)
+    t0 = time.perf_counter()
+    if method == "fast":
+        head, calibration = _train_fast(task, base, texts, y, fit_idx, val_idx, seed)
+        extra: dict = {}
+    else:
+        head, calibration, extra = _train_finetune(task, base, encoder, texts, y, fit_idx, val_idx, seed, config,
+                                                   progress, out)
+    temperature, threshold, metrics = calibration
+    digest = hashlib.sha256("".join(f"{t}\t{lab}\n" for t, lab in zip(texts, labels)).encode()).hexdigest()
+    head.update({"format": "signals.linear_head/1", "task": task, "labels": names, "normalize": True,
+                 "temperature": temperature, "threshold": threshold, "data_sha256": digest})
+    manifest = {"format": FORMAT, "task": task, "method": METHOD_NAMES[method], "encoder": base.model_id,
+                "dim": base.dim, **extra, "labels": names, "n_train": len(texts), "shots": shots,
+                "seed": seed, "data_sha256": digest, "temperature": temperature, "threshold": threshold,
+                "metrics": metrics, "train_seconds": round(time.perf_counter() - t0, 1),
+                "signals_version": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out.mkdir(parents=True, exist_ok=True)
     (out / "head.json").write_text(json.dumps(head) + "\n", "utf-8")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    log.info("trained %s head on %d rows (%d labels) -> %s", task, len(texts), len(names), out)
+    log.info("trained %s (%s) on %d rows (%d labels) -> %s", task, method, len(texts), len(names), out)
     return manifest
+
+
+def _train_fast(task, emb, texts, y, fit_idx, val_idx, seed) -> tuple[dict, tuple]:
+    x = emb.encode(texts)
+    calibration = (1.0, 0.0, {})
+    if len(val_idx):
+        clf = _fit(x[fit_idx], y[fit_idx], seed)
+        calibration = _calibrate(task, clf.decision_function(x[val_idx]), y[val_idx])
+    clf = _fit(x, y, seed)  # final head on all rows, with the calibration found above
+    coef, intercept = clf.coef_, clf.intercept_
+    if coef.shape[0] == 1:  # sklearn keeps one row for binary problems: expand to one row per label
+        coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2
+    head = {"encoder": emb.model_id, "dim": emb.dim, "coef": coef.round(6).tolist(),
+            "intercept": intercept.round(6).tolist()}
+    return head, calibration
+
+
+def _train_finetune(task, base, encoder, texts, y, fit_idx, val_idx, seed, config, progress, out: Path):
+    from .embed import resolve_encoder
+    from .finetune import FinetuneConfig, encode, finetune
+
+    cfg = config or FinetuneConfig()
+    _, path = resolve_encoder(encoder)
+    n_labels = int(y.max()) + 1
+    steps = _Steps(progress, ([cfg.total_steps(len(fit_idx))] if len(val_idx) else []) + [cfg.total_steps(len(y))])
+    calibration = (1.0, 0.0, {})
+    if len(val_idx):
+        model, coef = finetune([texts[i] for i in fit_idx], y[fit_idx], n_labels, path, seed=seed, config=cfg,
+                               progress=steps.run(cfg.total_steps(len(fit_idx))))
+        calibration = _calibrate(task, encode(model, [texts[i] for i in val_idx]) @ coef.T, y[val_idx])
+        del model
+    model, coef = finetune(texts, y, n_labels, path, seed=seed, config=cfg, progress=steps.run(cfg.total_steps(len(y))))
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out / ENCODER_DIR))
+    head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "coef": coef.round(6).tolist(),
+            "intercept": [0.0] * n_labels}
+    extra = {"model_encoder": ENCODER_DIR, "finetune": {k: v for k, v in vars(cfg).items()},
+             "epochs": cfg.n_epochs(len(y))}
+    return head, calibration, extra
 
 
 def load_model(model_dir: str | Path) -> tuple[dict, dict]:

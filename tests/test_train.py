@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from typer.testing import CliRunner
 
@@ -32,18 +34,18 @@ def split(tmp_path_factory):
 
 
 def test_train_writes_a_self_describing_model(tmp_path, split, pipeline):
-    manifest = train("intent", split[0], tmp_path / "m", seed=1)
+    manifest = train("intent", split[0], tmp_path / "m", seed=1, method="fast")
     on_disk = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert on_disk == manifest
     assert manifest["encoder"] == "sentence-transformers/all-MiniLM-L6-v2" and manifest["dim"] == 384
     assert len(manifest["labels"]) == 44 and manifest["n_train"] == 44 * 8
     assert 0.0 < manifest["temperature"] and len(manifest["data_sha256"]) == 64
-    assert train("intent", split[0], tmp_path / "m2", seed=1)["data_sha256"] == manifest["data_sha256"]
+    assert train("intent", split[0], tmp_path / "m2", seed=1, method="fast")["data_sha256"] == manifest["data_sha256"]
 
 
 def test_model_is_used_by_eval_and_extract(tmp_path, split, pipeline):
     model = tmp_path / "m"
-    assert runner.invoke(app, ["train", "intent", "--train", str(split[0]), "--out", str(model)]).exit_code == 0
+    assert runner.invoke(app, ["train", "intent", "--fast", "--train", str(split[0]), "--out", str(model)]).exit_code == 0
     res = runner.invoke(app, ["eval", "intent", "--model", str(model), "--test", str(split[1]), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["accuracy"] > 0.5
@@ -59,3 +61,55 @@ def test_bad_training_input_is_a_clear_error(tmp_path):
         train("sentiment", path, tmp_path / "m")
     with pytest.raises(ConfigError, match="not a signals model"):
         Pipeline(model=tmp_path / "nothing").local  # noqa: B018
+
+
+@pytest.fixture(scope="module")
+def finetuned(tmp_path_factory, split):
+    """One short real fine-tuning run (1 epoch) of MiniLM on the taxonomy examples, shared by the tests below."""
+    from extractor.finetune import FinetuneConfig
+
+    out = tmp_path_factory.mktemp("ft") / "model"
+    steps: list[tuple[int, int]] = []
+    manifest = train("intent", split[0], out, seed=0, config=FinetuneConfig(epochs=1),
+                     progress=lambda done, total: steps.append((done, total)))
+    return out, manifest, steps
+
+
+def test_finetune_writes_its_own_encoder_and_reports_progress(finetuned):
+    out, manifest, steps = finetuned
+    assert manifest["method"].startswith("finetune") and manifest["model_encoder"] == "encoder"
+    assert (out / "encoder" / "config.json").exists() and (out / "encoder" / "modules.json").exists()
+    assert manifest["encoder"] == "sentence-transformers/all-MiniLM-L6-v2"  # the base it started from
+    # calibration run on 80% + final run on all rows, one bar over both
+    assert steps[-1][0] == steps[-1][1] == len(steps)
+    assert 0 < manifest["metrics"]["ece"] < 0.5 and manifest["metrics"]["n_validation"] > 0
+    head = json.loads((out / "head.json").read_text())
+    assert len(head["coef"]) == 44 and len(head["coef"][0]) == 384
+
+
+def test_finetuned_model_serves_extract_and_eval(finetuned, split):
+    out, _, _ = finetuned
+    result = Pipeline(model=out).extract("I was charged twice for the same order")
+    assert result.provenance.models["intent"].startswith("finetuned@")
+    assert result.provenance.models["model_encoder"] == f"model:{out.name}/encoder"
+    intent = result.of_kind("intent")[0]
+    assert intent.label == "billing_double_charge" and 0.0 <= intent.confidence <= 1.0
+    assert result.text[intent.evidence[0].start:intent.evidence[0].end] == intent.evidence[0].text
+    res = runner.invoke(app, ["eval", "intent", "--model", str(out), "--test", str(split[1]), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["accuracy"] > 0.6
+
+
+def test_finetune_is_deterministic_for_a_seed(tmp_path):
+    from extractor.embed import resolve_encoder
+    from extractor.finetune import FinetuneConfig, finetune
+
+    texts = ["refund my order", "I want my money back", "where is my parcel", "my package has not arrived",
+             "cancel my plan", "stop my subscription"]
+    y = np.array([0, 0, 1, 1, 2, 2])
+    _, path = resolve_encoder(None)
+    cfg = FinetuneConfig(epochs=2, batch_size=4)
+    a = finetune(texts, y, 3, path, seed=7, config=cfg)[1]
+    b = finetune(texts, y, 3, path, seed=7, config=cfg)[1]
+    c = finetune(texts, y, 3, path, seed=8, config=cfg)[1]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)

@@ -34,6 +34,8 @@ class IntentPrediction:
     label: str
     confidence: float
     similarity: float  # best raw in-scope score, for explanations
+    nearest: str | None = None  # on an abstention: the in-scope intent that came closest
+    nearest_confidence: float | None = None
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -150,7 +152,7 @@ class IntentClassifier:
             if (self.oos_index is not None and top == self.oos_index) or best < self.threshold:
                 conf = max(float(probs[self.oos_index]) if self.oos_index is not None else 0.0,
                            1.0 - float(probs[j]))
-                out.append(IntentPrediction(OUT_OF_SCOPE, min(conf, 1.0), best))
+                out.append(IntentPrediction(OUT_OF_SCOPE, min(conf, 1.0), best, self.labels[j], float(probs[j])))
             else:
                 out.append(IntentPrediction(self.labels[j], float(probs[j]), best))
         return out

@@ -35,7 +35,8 @@ class LinearIntent:
         for row, probs in zip(s, p):
             j = int(np.argmax(probs))
             if probs[j] < self.threshold:
-                out.append(IntentPrediction(OUT_OF_SCOPE, float(1.0 - probs[j]), float(row[j])))
+                out.append(IntentPrediction(OUT_OF_SCOPE, float(1.0 - probs[j]), float(row[j]), self.labels[j],
+                                            float(probs[j])))
             else:
                 out.append(IntentPrediction(self.labels[j], float(probs[j]), float(row[j])))
         return out

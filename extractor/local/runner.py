@@ -70,8 +70,10 @@ class LocalExtractor:
     """Holds the loaded models; ``extract_batch`` is pure with respect to its inputs."""
 
     def __init__(self, embedder, intent: IntentClassifier | LinearIntent, sentiment: SentimentHead,
-                 constraints: ConstraintExtractor):
+                 constraints: ConstraintExtractor, model_embedder=None, model_task: str | None = None):
         self.embedder = embedder
+        # a fine-tuned model (``signals train``) reads its own encoder's vectors for its task
+        self.model_embedder, self.model_task = model_embedder, model_task
         self.intent = intent
         self.sentiment = sentiment
         self.constraints = constraints
@@ -90,13 +92,17 @@ class LocalExtractor:
                     segs.append(seg)
                 own = u.whole or (u.sentences[0] if len(u.sentences) == 1 else None)
                 u.row = seg_rows[id(own)] if own is not None else -1
-        x = self._embed(segs, seg_rows, [u for units in all_units for u in units])
-        probs = self.sentiment.predict_proba(x) if len(x) else np.zeros((0, 3), np.float32)
+        flat = [u for units in all_units for u in units]
+        x = self._embed(segs, seg_rows, flat, self.embedder)
+        xm = self._embed(segs, seg_rows, flat, self.model_embedder) if self.model_embedder and segs else x
+        xs = xm if self.model_task == "sentiment" else x
+        probs = self.sentiment.predict_proba(xs) if len(xs) else np.zeros((0, 3), np.float32)
         probs = emoji_shift([s.text for s in segs], probs, self.sentiment.labels)
         urgent = self.urgency.score(x)
         customer_rows = [seg_rows[id(s)] for units in all_units for u in units if is_customer(u.role)
                          for s in u.candidates]
-        intent_scores = self.intent.scores(x[customer_rows]) if customer_rows else None
+        xi = xm if self.model_task == "intent" else x
+        intent_scores = self.intent.scores(xi[customer_rows]) if customer_rows else None
         intent_at = {r: i for i, r in enumerate(customer_rows)}
         ner_docs = self._ner(docs, all_units)
         out = []
@@ -105,14 +111,15 @@ class LocalExtractor:
             out.append(self._signals(doc, units, ctx))
         return out
 
-    def _embed(self, segs: list[Segment], seg_rows: dict[int, int], units: list[_Unit]) -> np.ndarray:
+    @staticmethod
+    def _embed(segs: list[Segment], seg_rows: dict[int, int], units: list[_Unit], embedder) -> np.ndarray:
         """Encode every sentence once; a multi-sentence turn's vector is the length-weighted mean of its
         sentences' (the same tokens, so a turn costs no more than its sentences)."""
         wholes = {seg_rows[id(u.whole)]: u for u in units if u.whole is not None}
         rest = [i for i in range(len(segs)) if i not in wholes]
-        x = np.zeros((len(segs), self.embedder.dim), dtype=np.float32)
+        x = np.zeros((len(segs), embedder.dim), dtype=np.float32)
         if rest:
-            x[rest] = self.embedder.encode([segs[i].text for i in rest])
+            x[rest] = embedder.encode([segs[i].text for i in rest])
         for row, u in wholes.items():
             idx = [seg_rows[id(s)] for s in u.sentences]
             w = np.array([len(s.text) for s in u.sentences], dtype=np.float32)
@@ -157,7 +164,9 @@ class LocalExtractor:
             i = max(range(len(cands)), key=lambda j: preds[j].confidence)
             return [Signal(kind="intent", label="out_of_scope", confidence=round(preds[i].confidence, 4),
                            speaker="customer", evidence=[_ev(cands[i][1])], extractor=f"local.intent@{V}",
-                           value={"similarity": round(preds[i].similarity, 4)})]
+                           value={"similarity": round(preds[i].similarity, 4), "nearest": preds[i].nearest,
+                                  "nearest_confidence": None if preds[i].nearest_confidence is None
+                                  else round(preds[i].nearest_confidence, 4)})]
         out, seen = [], set()
         for i in in_scope:
             p = preds[i]
