@@ -91,6 +91,12 @@ class Pipeline:
         else:
             head = SentimentHead.load(self.head_spec)
             head.check_encoder(embedder)
+        learned_urgency = None
+        if manifest and manifest["task"] == "urgency":
+            from .local.urgency import LearnedUrgency
+
+            learned_urgency = LearnedUrgency(trained, f"model:{Path(self.model_spec).name}#"
+                                                      f"{manifest['data_sha256'][:12]}")
         nlp = load_spacy(max_chars=self.max_chars) if self.use_ner else None
         constraints = ConstraintExtractor(nlp, load_catalog(self.catalog_spec))
         self._taxonomy_id = taxonomy_id
@@ -99,11 +105,12 @@ class Pipeline:
             **({"model_encoder": model_embedder.model_id} if model_embedder else {}),
             "intent": f"{kind}@{taxonomy_id}#{fingerprint}",
             "sentiment": head.id,
+            **({"urgency": f"rules+learned@{learned_urgency.id}"} if learned_urgency else {}),
             "ner": SPACY_MODEL if nlp is not None else "none",
         }
         log.info("models loaded in %.1fs", time.perf_counter() - t0)
         return LocalExtractor(embedder, intent, head, constraints, model_embedder=model_embedder,
-                              model_task=manifest["task"] if manifest else None)
+                              model_task=manifest["task"] if manifest else None, learned_urgency=learned_urgency)
 
     def _trained_model(self, wanted: str) -> tuple[dict | None, dict | None]:
         """The manifest and head of ``--model DIR``, checked against the encoder in use (``wanted``)."""

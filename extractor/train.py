@@ -26,10 +26,11 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError
+from .local.urgency import LEVELS as URGENCY_LEVELS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("intent", "sentiment")
+TASKS = ("intent", "sentiment", "urgency")
 METHODS = ("finetune", "fast")
 METHOD_NAMES = {"finetune": "finetune (encoder fine-tuned end to end + cosine head)",
                 "fast": "fast (frozen embeddings + logistic regression)"}
@@ -141,6 +142,9 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
     names = sorted(set(labels))
     if task == "sentiment" and not ({"negative", "positive"} <= set(names) <= {"negative", "neutral", "positive"}):
         raise ConfigError(f"Sentiment labels must be negative / neutral / positive (got {names[:5]}); map them first.")
+    if task == "urgency" and not set(names) <= set(URGENCY_LEVELS):
+        raise ConfigError(f"Urgency labels must be among {' / '.join(URGENCY_LEVELS)} (got {names[:5]}); "
+                          "map your priorities to them first.")
     y = np.array([names.index(x) for x in labels])
     fit_idx, val_idx = _split(labels, seed)
     base = load_embedder(encoder)
@@ -174,7 +178,9 @@ def _train_fast(task, emb, texts, y, fit_idx, val_idx, seed) -> tuple[dict, tupl
     calibration = (1.0, 0.0, {})
     if len(val_idx):
         clf = _fit(x[fit_idx], y[fit_idx], seed)
-        calibration = _calibrate(task, clf.decision_function(x[val_idx]), y[val_idx])
+        z = clf.decision_function(x[val_idx])
+        z = np.stack([-z / 2, z / 2], axis=1) if z.ndim == 1 else z  # binary: one column per label
+        calibration = _calibrate(task, z, y[val_idx])
     clf = _fit(x, y, seed)  # final head on all rows, with the calibration found above
     coef, intercept = clf.coef_, clf.intercept_
     if coef.shape[0] == 1:  # sklearn keeps one row for binary problems: expand to one row per label

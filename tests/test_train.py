@@ -113,3 +113,30 @@ def test_finetune_is_deterministic_for_a_seed(tmp_path):
     b = finetune(texts, y, 3, path, seed=7, config=cfg)[1]
     c = finetune(texts, y, 3, path, seed=8, config=cfg)[1]
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_trained_urgency_joins_the_rules(tmp_path, pipeline):
+    """A priority head trained on project-written tickets raises urgency where the rules see no cue,
+    and the rules still fire where the head is calm."""
+    calm = ["How do I change the email on my account?", "Could you send me last year's invoices?",
+            "What are your opening hours on Sunday?", "I'd like to know more about the family plan.",
+            "Can I add a second user to my subscription?", "Is there a student discount?"]
+    hot = ["Our whole office lost its connection and customers cannot pay", "Production servers unreachable, "
+           "every checkout fails", "Patients cannot book appointments, the system rejects all logins",
+           "Payroll run failed for all staff this morning", "All our card terminals reject payments",
+           "The warehouse scanners are offline and no orders ship"]
+    path = tmp_path / "tickets.jsonl"
+    path.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n"
+                            for texts, lab in ((calm, "low"), (hot, "high")) for t in texts))
+    manifest = train("urgency", path, tmp_path / "u", method="fast")
+    assert manifest["labels"] == ["high", "low"]
+    pipe = Pipeline(model=tmp_path / "u", ner=False)
+    hot_res = pipe.extract("Checkout is failing for every customer in our shop since the update")
+    urgency = hot_res.of_kind("urgency")[0]
+    assert urgency.value["learned"] > urgency.value["rules"] and urgency.score == urgency.value["learned"]
+    assert hot_res.provenance.models["urgency"].startswith("rules+learned@model:u#")
+    cue = pipe.extract("No rush, but it caught fire and sparks came out").of_kind("urgency")[0]
+    assert cue.value["rules"] >= cue.value["learned"] and cue.label in ("high", "critical")
+    with pytest.raises(ConfigError, match="low / medium / high / critical"):
+        path.write_text('{"text": "a", "label": "P1"}\n{"text": "b", "label": "P2"}\n')
+        train("urgency", path, tmp_path / "bad", method="fast")

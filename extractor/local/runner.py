@@ -20,7 +20,7 @@ from .constraints import ConstraintExtractor
 from .intent import IntentClassifier
 from .linear import LinearIntent
 from .sentiment import SentimentHead, emoji_shift
-from .urgency import UrgencySemantics, combine, confidence, find_calm, find_cues, level
+from .urgency import LearnedUrgency, UrgencySemantics, combine, confidence, find_calm, find_cues, level
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class LocalExtractor:
     """Holds the loaded models; ``extract_batch`` is pure with respect to its inputs."""
 
     def __init__(self, embedder, intent: IntentClassifier | LinearIntent, sentiment: SentimentHead,
-                 constraints: ConstraintExtractor, model_embedder=None, model_task: str | None = None):
+                 constraints: ConstraintExtractor, model_embedder=None, model_task: str | None = None,
+                 learned_urgency: LearnedUrgency | None = None):
         self.embedder = embedder
         # a fine-tuned model (``signals train``) reads its own encoder's vectors for its task
         self.model_embedder, self.model_task = model_embedder, model_task
@@ -78,6 +79,7 @@ class LocalExtractor:
         self.sentiment = sentiment
         self.constraints = constraints
         self.urgency = UrgencySemantics(embedder)
+        self.learned_urgency = learned_urgency
 
     # -- batch -------------------------------------------------------------------------------------
     def extract_batch(self, docs: list[Document]) -> list[list[Signal]]:
@@ -104,10 +106,11 @@ class LocalExtractor:
         xi = xm if self.model_task == "intent" else x
         intent_scores = self.intent.scores(xi[customer_rows]) if customer_rows else None
         intent_at = {r: i for i, r in enumerate(customer_rows)}
+        learned = self._learned_urgency(flat, seg_rows, xm if self.model_task == "urgency" else x)
         ner_docs = self._ner(docs, all_units)
         out = []
         for k, (doc, units) in enumerate(zip(docs, all_units)):
-            ctx = _Ctx(x, probs, urgent, seg_rows, intent_scores, intent_at, ner_docs.get(k, {}))
+            ctx = _Ctx(x, probs, urgent, seg_rows, intent_scores, intent_at, ner_docs.get(k, {}), learned)
             out.append(self._signals(doc, units, ctx))
         return out
 
@@ -126,6 +129,20 @@ class LocalExtractor:
             v = (x[idx] * w[:, None]).sum(axis=0)
             x[row] = v / (np.linalg.norm(v) + 1e-12)
         return x
+
+    def _learned_urgency(self, units: list[_Unit], seg_rows: dict[int, int], x: np.ndarray) -> dict[int, float]:
+        """A trained urgency head's score per customer turn, read from the turn's length-weighted mean vector
+        (how whole tickets look in training)."""
+        customer = [u for u in units if is_customer(u.role) and u.sentences]
+        if self.learned_urgency is None or not customer:
+            return {}
+        vecs = []
+        for u in customer:
+            idx = [seg_rows[id(s)] for s in u.sentences]
+            w = np.array([len(s.text) for s in u.sentences], dtype=np.float32)
+            v = (x[idx] * w[:, None]).sum(axis=0)
+            vecs.append(v / (np.linalg.norm(v) + 1e-12))
+        return dict(zip((id(u) for u in customer), self.learned_urgency.score(np.stack(vecs)).tolist()))
 
     def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, list]]:
         """NER entities of every customer unit worth reading, in one spaCy pass for the batch."""
@@ -260,6 +277,10 @@ class LocalExtractor:
         semantic = float(ctx.urgent[rows].max()) if rows else 0.0
         score = combine(cues, semantic, calm, near_deadline=_near_deadline(doc.created_at, constraints))
         value = {"cues": sorted({c.category for c in cues}), "semantic": round(semantic, 4), "calm": calm}
+        learned = [ctx.learned[id(u)] for u in customer if id(u) in ctx.learned]
+        if learned:  # a trained head: the higher of what the rules and the labelled data say
+            value |= {"rules": round(score, 4), "learned": round(max(learned), 4)}
+            score = max(score, max(learned))
         if not evidence and sents:  # no cue: the sentence that sounds most urgent is what was judged
             evidence = [_ev(sents[int(np.argmax(ctx.urgent[rows]))])]
         order = sorted(range(len(cues)), key=lambda i: -cues[i].weight)[:6]
@@ -295,6 +316,7 @@ class _Ctx:
     intent_scores: np.ndarray | None
     intent_at: dict[int, int]
     ner: dict
+    learned: dict[int, float]  # trained urgency score per customer unit (id), empty without a model
 
     def intent_of(self, segs: list[Segment]) -> np.ndarray:
         """Intent score rows of customer segments."""
