@@ -143,7 +143,8 @@ def main() -> None:
         train_k = _shots(train_rows, k)
         for name, m in (("TF-IDF + logistic regression", tfidf_lr(train_k, test_rows)),
                         ("baseline: frozen MiniLM + LogisticRegression()", afternoon_baseline(train_k, test_rows))):
-            print(f"| {setting} | {name} | {m['accuracy']} | - | {m['macro_f1']} | {m['ece']} | {m.get('train_s', '-')} |")
+            print(f"| {setting} | {name} | {m['accuracy']} | - | {m['macro_f1']} | {m['ece']} | "
+                  f"{m.get('train_s', '-')} |")
         sys.stdout.flush()
         with tempfile.TemporaryDirectory() as tmp:
             for name, m in signals_methods(train_path, test_path, k, Path(tmp), test_rows).items():

@@ -16,7 +16,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Turn support transcripts, tickets, reviews and surveys into evidence-linked signals.")
 
 Taxonomy = Annotated[str | None, typer.Option(help="Taxonomy YAML, or labelled JSONL ({text, label}) to build one.")]
-Encoder = Annotated[str | None, typer.Option(help="sentence-transformers model directory (default: MiniLM).")]
+Encoder = Annotated[str | None, typer.Option(help="Encoder name (all-MiniLM-L6-v2, the default; all-mpnet-base-v2) "
+                                                  "or a sentence-transformers model directory.")]
 
 
 def _fail(exc: SignalsError) -> None:
@@ -131,7 +132,7 @@ def eval_(
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="intent | sentiment")],
+    task: Annotated[str, typer.Argument(help="intent | sentiment | urgency")],
     train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label}.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     shots: Annotated[int | None, typer.Option(help="Use K examples per label.")] = None,

@@ -38,8 +38,14 @@ def progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], N
 @contextmanager
 def step_progress(label: str, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
     """A bar with a known total; yields ``update(done, total)``. Silent when not a terminal or quiet."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     if quiet or not console.is_terminal:
         yield lambda done, total: None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pytest
 from typer.testing import CliRunner
 
@@ -45,7 +44,8 @@ def test_train_writes_a_self_describing_model(tmp_path, split, pipeline):
 
 def test_model_is_used_by_eval_and_extract(tmp_path, split, pipeline):
     model = tmp_path / "m"
-    assert runner.invoke(app, ["train", "intent", "--fast", "--train", str(split[0]), "--out", str(model)]).exit_code == 0
+    res = runner.invoke(app, ["train", "intent", "--fast", "--train", str(split[0]), "--out", str(model)])
+    assert res.exit_code == 0, res.output
     res = runner.invoke(app, ["eval", "intent", "--model", str(model), "--test", str(split[1]), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["accuracy"] > 0.5
