@@ -96,7 +96,7 @@ class LocalExtractor:
                 u.row = seg_rows[id(own)] if own is not None else -1
         flat = [u for units in all_units for u in units]
         x = self._embed(segs, seg_rows, flat, self.embedder)
-        xm = self._embed(segs, seg_rows, flat, self.model_embedder) if self.model_embedder and segs else x
+        xm = self._model_vectors(segs, seg_rows, flat, x)
         xs = xm if self.model_task == "sentiment" else x
         probs = self.sentiment.predict_proba(xs) if len(xs) else np.zeros((0, 3), np.float32)
         probs = emoji_shift([s.text for s in segs], probs, self.sentiment.labels)
@@ -113,6 +113,21 @@ class LocalExtractor:
             ctx = _Ctx(x, probs, urgent, seg_rows, intent_scores, intent_at, ner_docs.get(k, {}), learned)
             out.append(self._signals(doc, units, ctx))
         return out
+
+    def _model_vectors(self, segs: list[Segment], seg_rows: dict[int, int], units: list[_Unit],
+                       x: np.ndarray) -> np.ndarray:
+        """Vectors from a fine-tuned model's own encoder, only for the segments its task reads (intent and
+        urgency: the customer's; sentiment: everyone's). Without such a model: the pipeline's vectors."""
+        if self.model_embedder is None or not segs:
+            return x
+        if self.model_task != "sentiment":
+            units = [u for u in units if is_customer(u.role)]
+        rows = sorted({seg_rows[id(s)] for u in units for s in u.candidates})
+        sub = [segs[i] for i in rows]
+        xm = np.zeros((len(segs), self.model_embedder.dim), dtype=np.float32)
+        if sub:
+            xm[rows] = self._embed(sub, {id(s): k for k, s in enumerate(sub)}, units, self.model_embedder)
+        return xm
 
     @staticmethod
     def _embed(segs: list[Segment], seg_rows: dict[int, int], units: list[_Unit], embedder) -> np.ndarray:
