@@ -96,8 +96,8 @@ def main() -> None:
           f"{sum(len(r['spans']) for r in spans)} mapped spans; `signals eval constraints --test "
           f"{path.relative_to(CACHE.parents[1])}`)\n")
     print("| type | support | overlap P | overlap R | overlap F1 | exact F1 |\n|---|---|---|---|---|---|")
-    print(f"| all | {sum(len(r['spans']) for r in spans)} | {m['span_precision']} | {m['span_recall']} | {m['span_f1']} | "
-          f"{m['exact_f1']} |")
+    n_spans = sum(len(r["spans"]) for r in spans)
+    print(f"| all | {n_spans} | {m['span_precision']} | {m['span_recall']} | {m['span_f1']} | {m['exact_f1']} |")
     for t, v in sorted(m["span_by_type"].items()):
         print(f"| {t} | {v['support']} | {v['precision']} | {v['recall']} | {v['f1']} | {v['exact_f1']} |")
 

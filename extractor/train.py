@@ -130,7 +130,8 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
 
     Calibration (temperature, abstention threshold) is fitted on a stratified 20% validation split of
     the training rows, then the final model is trained on all rows with the same settings.
-    ``progress(done, total)`` reports optimiser steps (``finetune``) or stages (``fast``).
+    ``progress(done, total)`` reports optimiser steps (``finetune``) or the three stages of ``fast``
+    (encode, calibrate, fit).
     """
     if task not in TASKS:
         raise ConfigError(f"Unknown task {task!r}; choose one of {', '.join(TASKS)}.")
@@ -151,7 +152,7 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
     out = Path(out_dir)
     t0 = time.perf_counter()
     if method == "fast":
-        head, calibration = _train_fast(task, base, texts, y, fit_idx, val_idx, seed)
+        head, calibration = _train_fast(task, base, texts, y, fit_idx, val_idx, seed, progress)
         extra: dict = {}
     else:
         head, calibration, extra = _train_finetune(task, base, encoder, texts, y, fit_idx, val_idx, seed, config,
@@ -173,15 +174,20 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
     return manifest
 
 
-def _train_fast(task, emb, texts, y, fit_idx, val_idx, seed) -> tuple[dict, tuple]:
+def _train_fast(task, emb, texts, y, fit_idx, val_idx, seed, progress=None) -> tuple[dict, tuple]:
+    report = progress or (lambda done, total: None)
+    report(0, 3)
     x = emb.encode(texts)
+    report(1, 3)
     calibration = (1.0, 0.0, {})
     if len(val_idx):
         clf = _fit(x[fit_idx], y[fit_idx], seed)
         z = clf.decision_function(x[val_idx])
         z = np.stack([-z / 2, z / 2], axis=1) if z.ndim == 1 else z  # binary: one column per label
         calibration = _calibrate(task, z, y[val_idx])
+    report(2, 3)
     clf = _fit(x, y, seed)  # final head on all rows, with the calibration found above
+    report(3, 3)
     coef, intercept = clf.coef_, clf.intercept_
     if coef.shape[0] == 1:  # sklearn keeps one row for binary problems: expand to one row per label
         coef, intercept = np.vstack([-coef, coef]) / 2, np.array([-intercept[0], intercept[0]]) / 2

@@ -140,3 +140,11 @@ def test_trained_urgency_joins_the_rules(tmp_path, pipeline):
     with pytest.raises(ConfigError, match="low / medium / high / critical"):
         path.write_text('{"text": "a", "label": "P1"}\n{"text": "b", "label": "P2"}\n')
         train("urgency", path, tmp_path / "bad", method="fast")
+
+
+def test_fast_training_reports_its_stages(tmp_path, split):
+    seen: list[tuple[int, int]] = []
+    train("intent", split[0], tmp_path / "m", method="fast", progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    with pytest.raises(ConfigError, match="finetune, fast"):
+        train("intent", split[0], tmp_path / "x", method="setfit")
