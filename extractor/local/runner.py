@@ -62,6 +62,14 @@ def _units(doc: Document) -> list[_Unit]:
     return units
 
 
+def _mean_vector(x: np.ndarray, unit: _Unit, seg_rows: dict[int, int]) -> np.ndarray:
+    """The unit's vector: the length-weighted mean of its sentences' rows of ``x``, unit-normalised."""
+    idx = [seg_rows[id(s)] for s in unit.sentences]
+    w = np.array([len(s.text) for s in unit.sentences], dtype=np.float32)
+    v = (x[idx] * w[:, None]).sum(axis=0)
+    return v / (np.linalg.norm(v) + 1e-12)
+
+
 def _ev(seg: Segment) -> Evidence:
     return Evidence(start=seg.start, end=seg.end, text=seg.text, turn=seg.turn)
 
@@ -139,10 +147,7 @@ class LocalExtractor:
         if rest:
             x[rest] = embedder.encode([segs[i].text for i in rest])
         for row, u in wholes.items():
-            idx = [seg_rows[id(s)] for s in u.sentences]
-            w = np.array([len(s.text) for s in u.sentences], dtype=np.float32)
-            v = (x[idx] * w[:, None]).sum(axis=0)
-            x[row] = v / (np.linalg.norm(v) + 1e-12)
+            x[row] = _mean_vector(x, u, seg_rows)
         return x
 
     def _learned_urgency(self, units: list[_Unit], seg_rows: dict[int, int], x: np.ndarray) -> dict[int, float]:
@@ -151,13 +156,8 @@ class LocalExtractor:
         customer = [u for u in units if is_customer(u.role) and u.sentences]
         if self.learned_urgency is None or not customer:
             return {}
-        vecs = []
-        for u in customer:
-            idx = [seg_rows[id(s)] for s in u.sentences]
-            w = np.array([len(s.text) for s in u.sentences], dtype=np.float32)
-            v = (x[idx] * w[:, None]).sum(axis=0)
-            vecs.append(v / (np.linalg.norm(v) + 1e-12))
-        return dict(zip((id(u) for u in customer), self.learned_urgency.score(np.stack(vecs)).tolist()))
+        vecs = np.stack([_mean_vector(x, u, seg_rows) for u in customer])
+        return dict(zip((id(u) for u in customer), self.learned_urgency.score(vecs).tolist()))
 
     def _ner(self, docs: list[Document], all_units: list[list[_Unit]]) -> dict[int, dict[int | None, list]]:
         """NER entities of every customer unit worth reading, in one spaCy pass for the batch."""
