@@ -95,14 +95,13 @@ def _closed(test: list[dict], labels: list[str], p: np.ndarray) -> dict:
 def model_proba(model_dir: Path, texts: list[str]) -> tuple[list[str], np.ndarray]:
     """Calibrated closed-set probabilities of a `signals train` model directory."""
     from extractor.embed import load_embedder
+    from extractor.local.linear import LinearHead
     from extractor.train import load_model
 
-    manifest, head = load_model(model_dir)
+    manifest, spec = load_model(model_dir)
     enc = str(model_dir / manifest["model_encoder"]) if manifest.get("model_encoder") else None
-    z = (load_embedder(enc).encode(texts) @ np.asarray(head["coef"]).T + np.asarray(head["intercept"]))
-    z = z / head["temperature"]
-    p = np.exp(z - z.max(1, keepdims=True))
-    return head["labels"], p / p.sum(1, keepdims=True)
+    head = LinearHead(spec)
+    return head.labels, head.proba(load_embedder(enc).encode(texts))
 
 
 def signals_methods(train_path: Path, test_path: Path, shots: int | None, tmp: Path,

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ConfigError
+from .local.intent import _softmax
 from .local.urgency import LEVELS as URGENCY_LEVELS
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,6 @@ def _temperature(logits: np.ndarray, y: np.ndarray) -> float:
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
         nll.append(-logp[np.arange(len(y)), y].mean())
     return float(grid[int(np.argmin(nll))])
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
 
 
 def _calibrate(task: str, logits: np.ndarray, y: np.ndarray) -> tuple[float, float, dict]:

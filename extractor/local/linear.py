@@ -13,18 +13,29 @@ from ..taxonomy import OUT_OF_SCOPE
 from .intent import IntentPrediction, _softmax
 
 
-class LinearIntent:
-    def __init__(self, spec: dict, model_id: str):
+class LinearHead:
+    """The rows of a ``signals.linear_head/1`` spec: ``logits = x @ coef.T + intercept``, probabilities
+    ``softmax(logits / temperature)``, columns in ``labels`` order."""
+
+    def __init__(self, spec: dict):
         self.labels: list[str] = list(spec["labels"])
         self.coef = np.asarray(spec["coef"], dtype=np.float32)
         self.intercept = np.asarray(spec["intercept"], dtype=np.float32)
         self.temperature = float(spec.get("temperature", 1.0))
-        self.threshold = float(spec.get("threshold", 0.0))
-        self.taxonomy_id = model_id
-        self.polarity = np.zeros(len(self.labels), dtype=np.float32)
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return x @ self.coef.T + self.intercept
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        return _softmax(self.scores(x) / self.temperature)
+
+
+class LinearIntent(LinearHead):
+    def __init__(self, spec: dict, model_id: str):
+        super().__init__(spec)
+        self.threshold = float(spec.get("threshold", 0.0))
+        self.taxonomy_id = model_id
+        self.polarity = np.zeros(len(self.labels), dtype=np.float32)
 
     def with_sentiment(self, s: np.ndarray, sentiment: np.ndarray) -> np.ndarray:
         return s  # a trained head has no polarity prior

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ModelError
+from .intent import _softmax
 
 HEAD_FORMAT = "signals.linear_head/1"
 
@@ -64,10 +65,7 @@ class SentimentHead:
             )
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        z = (x @ self.coef.T + self.intercept) / self.temperature
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return _softmax((x @ self.coef.T + self.intercept) / self.temperature).astype(np.float32)
 
     def score(self, proba: np.ndarray) -> np.ndarray:
         return proba[..., self._pos] - proba[..., self._neg]

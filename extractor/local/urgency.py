@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .linear import LinearHead
+
 LEVELS = ("low", "medium", "high", "critical")
 CUTS = (0.25, 0.5, 0.75)
 
@@ -135,21 +137,16 @@ class UrgencySemantics:
         return (1.0 / (1.0 + np.exp(-12.0 * (diff - 0.1)))).astype(np.float32)
 
 
-class LearnedUrgency:
+class LearnedUrgency(LinearHead):
     """A priority head trained with ``signals train urgency`` (labels among LEVELS): the expected level,
     ``sum_k p(level_k) * k / 3``, in [0, 1] on the same scale as the rule score it is combined with."""
 
     def __init__(self, spec: dict, model_id: str):
-        self.labels = list(spec["labels"])
-        self.coef = np.asarray(spec["coef"], dtype=np.float32)
-        self.intercept = np.asarray(spec["intercept"], dtype=np.float32)
-        self.temperature = float(spec.get("temperature", 1.0))
+        super().__init__(spec)
         self.values = np.array([LEVELS.index(lab) / (len(LEVELS) - 1) for lab in self.labels], dtype=np.float32)
         self.id = model_id
 
     def score(self, x: np.ndarray) -> np.ndarray:
         if not len(x):
             return np.zeros(0, dtype=np.float32)
-        z = (x @ self.coef.T + self.intercept) / self.temperature
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        return ((p / p.sum(axis=1, keepdims=True)) @ self.values).astype(np.float32)
+        return (self.proba(x) @ self.values).astype(np.float32)
