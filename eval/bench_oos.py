@@ -28,16 +28,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_intent import model_proba  # noqa: E402
+from bench_intent import _rows, model_proba  # noqa: E402
 from run_evals import CACHE, split_banking  # noqa: E402
 
+from extractor.evaluate import oos_metrics  # noqa: E402
 from extractor.taxonomy import OUT_OF_SCOPE  # noqa: E402
 
 HELD_OUT = 10
-
-
-def _rows(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
 def oos_figures(gold: list[str], labels: list[str], p: np.ndarray, threshold: float) -> dict:
@@ -45,23 +42,17 @@ def oos_figures(gold: list[str], labels: list[str], p: np.ndarray, threshold: fl
 
     conf = p.max(1)
     best = np.array([labels[i] for i in p.argmax(1)])
-    gold_a = np.array(gold)
-    is_oos = gold_a == OUT_OF_SCOPE
+    is_oos = np.array(gold) == OUT_OF_SCOPE
 
-    def at(t: float) -> tuple[float, float, float]:
-        pred = np.where(conf < t, OUT_OF_SCOPE, best)
-        in_acc = float((pred[~is_oos] == gold_a[~is_oos]).mean())
-        flagged = pred == OUT_OF_SCOPE
-        recall = float(flagged[is_oos].mean())
-        precision = float(is_oos[flagged].mean()) if flagged.any() else 0.0
-        return in_acc, recall, precision
+    def at(t: float) -> dict:
+        return oos_metrics(gold, np.where(conf < t, OUT_OF_SCOPE, best).tolist())
 
-    in_acc, recall, precision = at(threshold)
-    oracle = max((at(t)[1] for t in np.unique(conf) if at(t)[0] >= 0.95), default=None)
-    return {"threshold": round(threshold, 4), "in_scope_accuracy": round(in_acc, 4), "oos_recall": round(recall, 4),
-            "oos_precision": round(precision, 4), "auroc": round(float(roc_auc_score(is_oos, -conf)), 4),
-            "closed_in_scope_accuracy": round(float((best[~is_oos] == gold_a[~is_oos]).mean()), 4),
-            "oracle_recall_at_in_scope_0.95": None if oracle is None else round(oracle, 4)}
+    m = at(threshold)
+    curve = [at(t) for t in np.unique(conf)]
+    oracle = max((c["oos_recall"] for c in curve if c["in_scope_accuracy"] >= 0.95), default=None)
+    return {"threshold": round(threshold, 4), **m, "auroc": round(float(roc_auc_score(is_oos, -conf)), 4),
+            "closed_in_scope_accuracy": oos_metrics(gold, best.tolist())["in_scope_accuracy"],
+            "oracle_recall_at_in_scope_0.95": oracle}
 
 
 def baseline(train: list[dict], test_texts: list[str], seed: int = 0) -> tuple[list[str], np.ndarray, float]:
