@@ -182,12 +182,18 @@ def _install_fake_parts(site: Path, spec: SplitZip, parts: list[Part], installed
         (info / "RECORD").write_text(f"{top}/__init__.py,,\n{rel},sha256={b64},{part.size}\n", "utf-8")
 
 
-def test_find_parts_reads_installed_synthetic_distributions_in_order(tmp_path, monkeypatch):
-    spec, parts = _split(tmp_path, _zip_bytes(), dists=("signals-test-zz-part-001", "signals-test-aa-part-002",
-                                                       "signals-test-mm-part-003"))
+def _installed_synthetic_parts(tmp_path: Path, monkeypatch, dists: tuple[str, ...], installed: int):
+    """Split a synthetic zip over ``dists``, install the first ``installed`` on sys.path; ``(spec, parts)``."""
+    spec, parts = _split(tmp_path, _zip_bytes(), dists=dists)
     site = tmp_path / "site"
-    _install_fake_parts(site, spec, parts, installed=3)
+    _install_fake_parts(site, spec, parts, installed=installed)
     monkeypatch.syspath_prepend(str(site))
+    return spec, parts
+
+
+def test_find_parts_reads_installed_synthetic_distributions_in_order(tmp_path, monkeypatch):
+    spec, parts = _installed_synthetic_parts(tmp_path, monkeypatch, ("signals-test-zz-part-001",
+                                             "signals-test-aa-part-002", "signals-test-mm-part-003"), installed=3)
     found = find_parts(spec, "synthetic")
     assert [p.path.read_bytes() for p in found] == [p.path.read_bytes() for p in parts]
     assert [(p.size, p.sha256) for p in found] == [(p.size, p.sha256) for p in parts]  # from RECORD
@@ -195,11 +201,8 @@ def test_find_parts_reads_installed_synthetic_distributions_in_order(tmp_path, m
 
 
 def test_missing_parts_raise_missing_extra_with_the_install_command(tmp_path, monkeypatch):
-    spec, parts = _split(tmp_path, _zip_bytes(), dists=("signals-test-part-001", "signals-test-part-002",
-                                                       "signals-test-part-003"))
-    site = tmp_path / "site"
-    _install_fake_parts(site, spec, parts, installed=1)
-    monkeypatch.syspath_prepend(str(site))
+    spec, _ = _installed_synthetic_parts(tmp_path, monkeypatch, ("signals-test-part-001", "signals-test-part-002",
+                                         "signals-test-part-003"), installed=1)
     with pytest.raises(MissingExtra) as err:
         find_parts(spec, "synthetic")
     msg = str(err.value)
