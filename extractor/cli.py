@@ -36,12 +36,13 @@ def _setup_logging(verbose: bool) -> None:
 def extract(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories, globs, or - for stdin.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .jsonl (or .parquet).")],
-    mode: Annotated[str, typer.Option(help="local (default). llm and cascade arrive with the LLM path.")] = "local",
+    mode: Annotated[str, typer.Option(help="local (default), llm (every document), or cascade (the local models, "
+                                           "then the LLM for documents they are unsure of).")] = "local",
     taxonomy: Taxonomy = None,
     model: Annotated[Path | None, typer.Option(help="Model directory made by `signals train`.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML: products: [{name, aliases}].")] = None,
     encoder: Encoder = None,
-    workspace: Annotated[Path, typer.Option(help="Directory for persistent state (store/index: not used yet).")
+    workspace: Annotated[Path, typer.Option(help="Directory for persistent state (the LLM cache; store/index later).")
                          ] = Path(".signals"),
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
@@ -52,19 +53,49 @@ def extract(
     max_chars: Annotated[int, typer.Option(help="Reject documents longer than this.")] = 1_000_000,
     resume: Annotated[bool, typer.Option(help="Skip documents already in OUT (after a crash).")] = True,
     batch_size: Annotated[int, typer.Option(help="Documents per batch.", min=1)] = 256,
+    backend: Annotated[str, typer.Option(help="LLM backend: llamacpp | transformers | openai | langchain.",
+                                         rich_help_panel="LLM")] = "llamacpp",
+    llm_model: Annotated[str | None, typer.Option(help="What the backend loads: a GGUF path, a transformers "
+                                                       "directory, a server-side model name, or module:attr.",
+                                                  rich_help_panel="LLM")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (else $OPENAI_BASE_URL). "
+                                                      "The key comes from $SIGNALS_LLM_API_KEY or $OPENAI_API_KEY.",
+                                                 rich_help_panel="LLM")] = None,
+    schema_mode: Annotated[str, typer.Option(help="openai: how the JSON Schema is sent: auto | json_schema | "
+                                                  "json_object | none.", rich_help_panel="LLM")] = "auto",
+    concurrency: Annotated[int, typer.Option(help="openai: requests in flight at once.", min=1,
+                                             rich_help_panel="LLM")] = 4,
+    cascade_threshold: Annotated[float, typer.Option(help="cascade: send a document to the LLM when its intent or "
+                                                          "sentiment confidence is below this.",
+                                                     rich_help_panel="LLM")] = 0.6,
+    max_tokens_budget: Annotated[int | None, typer.Option(help="Stop cleanly once this many LLM tokens are spent "
+                                                                "(rerun to resume).", rich_help_panel="LLM")] = None,
+    max_repairs: Annotated[int, typer.Option(help="Repair attempts for an invalid LLM reply.", min=0,
+                                             rich_help_panel="LLM")] = 2,
+    context: Annotated[int | None, typer.Option(help="The model's context window in tokens (default: the "
+                                                     "model's, or 4096 for GGUF).", rich_help_panel="LLM")] = None,
+    prompt: Annotated[str, typer.Option(help="Prompt name (extract, extract@v1) or a <task>.v<N>.yaml file.",
+                                        rich_help_panel="LLM")] = "extract",
+    cache: Annotated[bool, typer.Option(help="Cache LLM replies under the workspace.", rich_help_panel="LLM")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract intent, sentiment, urgency and constraints, each with evidence, from every document."""
     _setup_logging(verbose)
+    from .cascade import LLMOptions
     from .io import FieldMap
     from .pipeline import Pipeline
     from .render import progress, summary_table
 
-    if mode != "local":
-        _fail(SignalsError(f"--mode {mode} needs the LLM path, which is not built yet; use --mode local."))
     fields = FieldMap(text=text_field, id=id_field, customer=customer_field, turns=turns_field)
+    options = {"context_tokens": context} if context else {}
+    if backend == "openai":
+        options.update(schema_mode=schema_mode, parallel=concurrency)
+    llm = LLMOptions(backend=backend, model=llm_model, base_url=base_url, prompt=prompt, workspace=workspace,
+                     cache=cache, max_repairs=max_repairs, budget=max_tokens_budget, threshold=cascade_threshold,
+                     backend_options=options) if mode != "local" else None
     try:
-        pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model)
+        pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model, mode=mode,
+                        llm=llm)
         with progress("extracting") as update:
             summary = pipe.run(inputs, out, fields=fields, fmt=fmt, encoding=encoding, resume=resume,
                                batch_size=batch_size, on_progress=update)

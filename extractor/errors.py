@@ -4,7 +4,9 @@
      ├── ConfigError        a bad option, file or taxonomy the user gave
      ├── InputError         an input file that cannot be opened at all (bad rows are rejects, not errors)
      ├── ModelError         a model that cannot be found or loaded
-     └── MissingExtra       an optional stack is not installed; names the extra to install
+     ├── MissingExtra       an optional stack is not installed; names the extra to install
+     ├── LLMError           an LLM backend failed after its retries, or its answer is unusable
+     └── BudgetExceeded     a run spent its --max-tokens-budget (it stops cleanly; rerun to resume)
 """
 
 from __future__ import annotations
@@ -35,3 +37,16 @@ class MissingExtra(SignalsError):
         )
         self.package = package
         self.extra = extra
+
+
+class LLMError(SignalsError):
+    """Raised when an LLM backend cannot answer (after its retries) or its answer cannot be used."""
+
+    def __init__(self, message: str, *, retryable: bool = False, status: int | None = None):
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+
+
+class BudgetExceeded(SignalsError):
+    """Raised when a run's ``--max-tokens-budget`` is spent; the run stops cleanly and can be resumed."""

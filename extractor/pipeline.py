@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from . import __version__
-from .errors import ConfigError, SignalsError
+from .errors import BudgetExceeded, ConfigError, SignalsError
 from .types import Document, ExtractionResult, Provenance, Reject, RunSummary
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,16 @@ class Pipeline:
     def __init__(self, taxonomy: str | Path | None = None, *, shots: int | None = None, seed: int = 0,
                  label_field: str = "label", model: str | Path | None = None,
                  encoder: str | None = None, catalog: str | Path | None = None,
-                 sentiment_head: str | Path | None = None, ner: bool = True, max_chars: int = 1_000_000):
+                 sentiment_head: str | Path | None = None, ner: bool = True, max_chars: int = 1_000_000,
+                 mode: str = "local", llm=None):
+        from .cascade import MODES
+
+        if mode not in MODES:
+            raise ConfigError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+        if mode != "local" and llm is None:
+            raise ConfigError(f"--mode {mode} needs an LLM: give --backend and --llm-model (see `signals extract "
+                              "--help`), or pass llm=LLMOptions(...) to Pipeline")
+        self.mode, self.llm_options, self._llm = mode, llm, None
         self.taxonomy_spec, self.shots, self.seed, self.label_field = taxonomy, shots, seed, label_field
         self.model_spec = model
         self.encoder_spec, self.catalog_spec, self.head_spec = encoder, catalog, sentiment_head
@@ -134,9 +143,44 @@ class Pipeline:
         emb.model_id = f"model:{Path(self.model_spec).name}/{manifest['model_encoder']}"
         return emb
 
+    @property
+    def llm(self):
+        """The loaded ``LLMExtractor`` (llm and cascade modes; loads the backend on first access)."""
+        if self._llm is None:
+            from .cascade import build_llm
+
+            self._llm = build_llm(self.llm_options, self._llm_intents())
+        return self._llm
+
+    def _llm_intents(self) -> dict[str, str]:
+        """The taxonomy the LLM prompt lists: a trained intent model's labels, else the taxonomy's."""
+        if self.model_spec is not None:
+            from .train import load_model
+
+            manifest, _ = load_model(self.model_spec)
+            if manifest["task"] == "intent":
+                return {label: "" for label in manifest["labels"] if label != "out_of_scope"}
+        from .cascade import taxonomy_intents
+        from .taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy(self.taxonomy_spec, shots=self.shots, seed=self.seed, label_field=self.label_field)
+        if self._taxonomy_id is None:
+            self._taxonomy_id = taxonomy.id
+        return taxonomy_intents(taxonomy)
+
+    def load(self) -> None:
+        """Load every model this pipeline's mode needs now (and fail now on a bad option)."""
+        if self.mode != "llm":
+            self.local  # noqa: B018
+        if self.mode != "local":
+            self.llm  # noqa: B018
+
     def provenance(self) -> Provenance:
-        self.local  # noqa: B018 - make sure model ids are known
-        return Provenance(version=__version__, mode="local", models=dict(self._provenance_models),
+        self.load()  # make sure model ids are known
+        models = dict(self._provenance_models)
+        if self.mode != "local":
+            models.update(llm=self.llm.backend.model_id, prompt=self.llm.prompt.id)
+        return Provenance(version=__version__, mode=self.mode, models=models,
                           taxonomy=self._taxonomy_id, created=datetime.now(timezone.utc))
 
     # -- extraction ------------------------------------------------------------------------------------
@@ -151,19 +195,34 @@ class Pipeline:
                 raise ConfigError(f"Invalid document fields: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}. "
                                   "Fields are id, customer_id, channel, created_at (ISO date), metadata.") from exc
         out = self.extract_batch([doc])[0]
+        if out is None:
+            raise BudgetExceeded(f"Document {doc.id} was not processed: the token budget is spent.")
         if isinstance(out, Reject):
             raise SignalsError(f"Document {doc.id} could not be processed: {out.reason}")
         return out
 
-    def extract_batch(self, docs: Sequence[Document]) -> list[ExtractionResult | Reject]:
-        """One result (or a Reject, if that document failed) per document, in order."""
+    def extract_batch(self, docs: Sequence[Document]) -> list[ExtractionResult | Reject | None]:
+        """One result (or a Reject, if that document failed) per document, in order.
+
+        In llm and cascade modes an item is None when the token budget ran out before its turn."""
+        if not docs:
+            return []
+        docs = [_with_roles(d) for d in docs]
+        if self.mode == "local":
+            return self._local_batch(docs)
+        from .cascade import llm_stage
+
+        local = self._local_batch(docs) if self.mode == "cascade" else None
+        return llm_stage(self, docs, local)
+
+    def _local_batch(self, docs: Sequence[Document]) -> list[ExtractionResult | Reject]:
         if not docs:
             return []
         docs = [_with_roles(d) for d in docs]
         empty = {i for i, d in enumerate(docs) if not _has_customer_text(d)}
         if empty:
             todo = [d for i, d in enumerate(docs) if i not in empty]
-            done = iter(self.extract_batch(todo))
+            done = iter(self._local_batch(todo))
             return [_no_customer_text(d) if i in empty else next(done) for i, d in enumerate(docs)]
         try:
             batches = self.local.extract_batch(list(docs))
@@ -217,7 +276,7 @@ class Pipeline:
         _check_output_path(out, inputs, batch_size)
         reader = DocumentReader(inputs, fields or FieldMap(), fmt=fmt, max_chars=self.max_chars, encoding=encoding,
                                 exclude=own)
-        self.local  # noqa: B018 - load models (and fail on a bad option) before any output is touched
+        self.load()  # load models (and fail on a bad option) before any output is touched
         out.parent.mkdir(parents=True, exist_ok=True)
         sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
         tally = _Tally()
@@ -233,6 +292,9 @@ class Pipeline:
                     else:
                         todo.append(item)
                 for res in self.extract_batch(todo):
+                    if res is None:  # the token budget is spent: stop cleanly, the rest resumes later
+                        tally.stopped = "token budget spent; rerun the same command to resume"
+                        continue
                     if isinstance(res, Reject):
                         tally.rejected(res, rejects, key=res.id or "")
                     else:
@@ -242,10 +304,16 @@ class Pipeline:
                 rejects.flush()
                 if on_progress:
                     on_progress(tally.n_ok, tally.n_rej)
+                if tally.stopped:
+                    break
         finally:
             sink.close()
             rejects.close()
         summary = tally.summary(time.perf_counter() - t0, out, rejects_path_for(out))
+        if self.mode != "local":
+            from .cascade import llm_summary
+
+            llm_summary(summary, tally, self)
         write_summary(summary, out)
         return summary
 
@@ -287,6 +355,8 @@ class _Tally:
         self.n_in = self.n_ok = self.n_rej = self.n_resumed = 0
         self.counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
         self.reasons: Counter = Counter()
+        self.usage: Counter = Counter()
+        self.stopped: str | None = None
 
     def rejected(self, item: Reject, sink, key: str) -> None:
         from .io import reject_category
@@ -305,6 +375,10 @@ class _Tally:
     def ok(self, res: ExtractionResult) -> None:
         self.n_in += 1
         self.n_ok += 1
+        if res.usage is not None:
+            self.usage.update({k: v for k, v in res.usage.model_dump().items() if isinstance(v, int)})
+            self.usage["llm_docs"] += 1
+            self.usage["llm_failures"] += res.usage.error is not None
         for kind, counter in self.counts.items():
             first = next((s for s in res.signals if s.kind == kind), None)
             if first is not None:

@@ -67,6 +67,8 @@ def summary_table(s: RunSummary) -> None:
     table.add_row("rejected", f"{s.n_rejected}" + (f" → {s.rejects}" if s.n_rejected else ""))
     table.add_row("speed", f"{s.docs_per_s:.1f} docs/s ({s.seconds:.1f}s)")
     table.add_row("output", s.output)
+    if s.mode != "local":
+        _llm_rows(table, s)
     out.print(table)
     for kind, counts in s.counts.items():
         if not counts:
@@ -84,6 +86,22 @@ def summary_table(s: RunSummary) -> None:
         for reason, n in s.reject_reasons.items():
             t.add_row(reason, str(n))
         out.print(t)
+
+
+def _llm_rows(table: Table, s: RunSummary) -> None:
+    table.add_row("mode", s.mode + (f" ({s.llm_docs} sent to the LLM, {s.routed_fraction:.0%})"
+                                    if s.routed_fraction is not None else ""))
+    table.add_row("model calls", f"{s.model_calls} ({s.cache_hits} answered from the cache)")
+    table.add_row("tokens", f"{s.prompt_tokens} prompt + {s.completion_tokens} completion")
+    g = s.grounding
+    if g.get("quotes"):
+        table.add_row("grounding", f"{g['rate']:.0%} of {int(g['quotes'])} quotes found in the text "
+                                   f"(exact {int(g['exact'])}, folded {int(g['casefold'])}, fuzzy {int(g['fuzzy'])}; "
+                                   f"{int(g['dropped'])} dropped)")
+    if s.llm_failures:
+        table.add_row("LLM failures", f"{s.llm_failures} (local signals kept)")
+    if s.stopped:
+        table.add_row("stopped", s.stopped)
 
 
 DETAIL_KEYS = ("per_class", "confusion", "confused_pairs", "span_f1_by_type", "span_by_type", "rows")

@@ -117,12 +117,29 @@ class Provenance(BaseModel):
     created: datetime
 
 
+class Usage(BaseModel):
+    """What one document cost the LLM path: calls made, replies served from the cache, tokens, latency."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = Field(default=0.0, description="Latency of this document's model calls, summed.")
+    repairs: int = Field(default=0, description="Calls that asked the model to fix an invalid reply.")
+    chunks: int = 0
+    ungrounded: int = Field(default=0, description="Items dropped because their quote is not in the text.")
+    error: str | None = Field(default=None, description="cascade: why the LLM call failed (local signals kept).")
+
+
 class ExtractionResult(_DocumentFields):
     """One output row per input document (same id), carrying the document's text so quotes resolve."""
 
     schema_version: str = SCHEMA_VERSION
     signals: list[Signal] = Field(default_factory=list)
     provenance: Provenance
+    usage: Usage | None = Field(default=None, description="LLM cost of this document (llm and cascade modes).")
 
     def of_kind(self, kind: str) -> list[Signal]:
         return [s for s in self.signals if s.kind == kind]
@@ -156,3 +173,14 @@ class RunSummary(BaseModel):
         default_factory=dict, description="First intent/sentiment/urgency label per document extracted in this run "
                                           "(documents kept from an earlier run are not recounted).")
     reject_reasons: dict[str, int] = Field(default_factory=dict)
+    mode: str = "local"
+    model_calls: int = 0
+    cache_hits: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_docs: int = Field(default=0, description="Documents sent to the LLM path (all of them in llm mode).")
+    routed_fraction: float | None = Field(default=None, description="cascade: share of documents sent to the LLM.")
+    llm_failures: int = Field(default=0, description="cascade: documents whose LLM call failed (local kept).")
+    grounding: dict[str, float] = Field(
+        default_factory=dict, description="LLM quotes: total, kept by match type, dropped, and the grounding rate.")
+    stopped: str | None = Field(default=None, description="Why the run stopped early (token budget), if it did.")

@@ -84,5 +84,13 @@ def test_nothing_read_is_an_error(tmp_path):
 
 def test_unknown_mode_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["extract", str(SAMPLE / "reviews.jsonl"), "--out", str(tmp_path / "o.jsonl"),
+                              "--mode", "fast"])
+    assert res.exit_code == 2 and "local, llm, cascade" in res.output
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_llm_mode_without_a_model_says_what_to_give(tmp_path):
+    res = runner.invoke(app, ["extract", str(SAMPLE / "reviews.jsonl"), "--out", str(tmp_path / "o.jsonl"),
                               "--mode", "llm"])
-    assert res.exit_code == 2 and "--mode local" in res.output
+    assert res.exit_code == 2 and "--llm-model" in res.output
+    assert not (tmp_path / "o.jsonl").exists()
