@@ -41,6 +41,8 @@ class LLMOptions:
     cache: bool = True
     max_repairs: int = 2
     max_tokens: int = 768
+    max_constraints: int = 6
+    max_quote: int = 200
     budget: int | None = None
     threshold: float = 0.6
     backend_options: dict[str, Any] = field(default_factory=dict)
@@ -86,7 +88,8 @@ def build_llm(options: LLMOptions, intents: dict[str, str]):
     if options.cache and options.workspace is not None:
         cache_path = Path(options.workspace) / "cache" / "llm.sqlite"
     return LLMExtractor(backend, intents, prompt=load_prompt(options.prompt), cache=LLMCache(cache_path),
-                        max_repairs=options.max_repairs, max_tokens=options.max_tokens, budget=options.budget)
+                        max_repairs=options.max_repairs, max_tokens=options.max_tokens, budget=options.budget,
+                        max_constraints=options.max_constraints, max_quote=options.max_quote)
 
 
 def taxonomy_intents(taxonomy) -> dict[str, str]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from ..types import Document
 
 _SPLIT = re.compile(r"(?<=[.!?…。！？])\s+|\n+")
+_UNQUOTABLE = re.compile(r'["\\]')  # llama-cpp-python's schema→grammar converter cannot escape these in enums
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,18 @@ class Chunk:
     @property
     def turns(self) -> bool:
         return self.doc.turns is not None
+
+    def sentences(self, max_chars: int) -> list[str]:
+        """The chunk's sentences (each an exact slice of one piece, at most ``max_chars``), in order."""
+        out: list[str] = []
+        for p in self.pieces:
+            for part in (x for sentence in _SPLIT.split(p.text) for x in _UNQUOTABLE.split(sentence)):
+                part = part.strip()
+                if len(part) > max_chars:  # a prefix that ends on a word is still an exact slice
+                    part = part[:max_chars].rsplit(" ", 1)[0].strip() or part[:max_chars]
+                if len(part) >= 3 and part not in out:
+                    out.append(part)
+        return out
 
     def render(self) -> str:
         if not self.turns:

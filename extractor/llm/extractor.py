@@ -140,8 +140,7 @@ class LLMExtractor:
     def _ask(self, chunk: Chunk, usage: Usage) -> Any:
         shown = [p.turn for p in chunk.pieces] if chunk.turns else None
         limits = dict(self.limits)
-        model = reply_model(list(self.intents), turns=shown, **limits)
-        schema = json_schema(model)
+        model, schema = self._models(chunk, shown, limits)
         messages = self.prompt.render(document=chunk.render(), taxonomy=self.taxonomy_text, turns=chunk.turns)
         key = cache_key(self.prompt.id, self.backend.model_id,
                         {**self.backend.params(), "max_tokens": self.max_tokens, "max_repairs": self.max_repairs},
@@ -168,14 +167,26 @@ class LLMExtractor:
             if truncated:  # the same request would be cut off again: ask for a shorter reply, enforced by schema
                 limits = {"max_constraints": max(1, limits["max_constraints"] // 2),
                           "max_quote": max(40, limits["max_quote"] // 2)}
-                model = reply_model(list(self.intents), turns=shown, **limits)
-                schema, messages = json_schema(model), first
+                model, schema = self._models(chunk, shown, limits)
+                messages = first
             else:
                 messages = [*messages, {"role": "assistant", "content": resp.text[:4000]},
                             self.prompt.repair_message(err)]
         reason = f"the model's reply was invalid after {self.max_repairs + 1} attempts: {err}"
         self.cache.put(key, {"error": reason}, customer_id=chunk.doc.customer_id)
         raise InvalidReply(reason)
+
+    def _models(self, chunk: Chunk, shown: list[int] | None, limits: dict) -> tuple[Any, dict]:
+        """The model a reply is validated against, and the schema sent with the request.
+
+        A constrained backend is sent a schema whose quotes must be the document's own sentences, so
+        it cannot quote anything else; replies are still validated with free-text quotes (a server
+        that ignores the schema may quote part of a sentence, which grounding handles)."""
+        model = reply_model(list(self.intents), turns=shown, **limits)
+        if not getattr(self.backend, "constrained", False):
+            return model, json_schema(model)
+        sent = reply_model(list(self.intents), turns=shown, quotes=chunk.sentences(limits["max_quote"]), **limits)
+        return model, json_schema(sent)
 
     def _count(self, usage: Usage, resp, attempt: int) -> None:
         usage.model_calls += 1

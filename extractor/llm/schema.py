@@ -33,9 +33,11 @@ _STRICT = ConfigDict(extra="forbid")
 
 
 def _item(name: str, turns: tuple[int, ...] | None, label_field: str, labels: tuple[str, ...], max_quote: int,
-          **extra: Any) -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        "quote": (str, Field(max_length=max_quote, description="Exact words copied from the document (one turn)."))}
+          quotes: tuple[str, ...] | None, **extra: Any) -> type[BaseModel]:
+    described = "Exact words copied from the document (one turn)."
+    quote = (Literal[quotes], Field(description=described)) if quotes else (  # type: ignore[valid-type]
+        str, Field(max_length=max_quote, description=described))
+    fields: dict[str, Any] = {"quote": quote}
     if turns is not None:  # an enum of the turns shown, so a constrained decoder cannot run on in digits
         fields["turn"] = (Literal[turns], Field(description="Number of the turn the quote comes from."))
     fields.update(extra)
@@ -45,13 +47,12 @@ def _item(name: str, turns: tuple[int, ...] | None, label_field: str, labels: tu
 
 @lru_cache(maxsize=64)
 def _reply_model(intents: tuple[str, ...], turns: tuple[int, ...] | None, refs: tuple[str, ...] | None,
-                 max_constraints: int,
-                 max_quote: int) -> type[BaseModel]:
+                 max_constraints: int, max_quote: int, quotes: tuple[str, ...] | None) -> type[BaseModel]:
     labels = tuple(dict.fromkeys((*intents, OUT_OF_SCOPE)))
-    intent = _item("Intent", turns, "label", labels, max_quote)
-    sentiment = _item("Sentiment", turns, "label", SENTIMENTS, max_quote)
-    urgency = _item("Urgency", turns, "level", LEVELS, max_quote)
-    constraint = _item("Constraint", turns, "type", CONSTRAINT_TYPES, max_quote,
+    intent = _item("Intent", turns, "label", labels, max_quote, quotes)
+    sentiment = _item("Sentiment", turns, "label", SENTIMENTS, max_quote, quotes)
+    urgency = _item("Urgency", turns, "level", LEVELS, max_quote, quotes)
+    constraint = _item("Constraint", turns, "type", CONSTRAINT_TYPES, max_quote, quotes,
                        value=(str, Field(max_length=MAX_VALUE, description="Normalised value, e.g. 2026-11-28.")))
     fields: dict[str, Any] = {
         "intents": (list[intent], Field(max_length=MAX_INTENTS)),  # type: ignore[valid-type]
@@ -69,14 +70,17 @@ def _reply_model(intents: tuple[str, ...], turns: tuple[int, ...] | None, refs: 
 
 def reply_model(intents: list[str] | tuple[str, ...], *, turns: list[int] | tuple[int, ...] | None = None,
                 refs: list[str] | tuple[str, ...] | None = None, max_constraints: int = MAX_CONSTRAINTS,
-                max_quote: int = MAX_QUOTE) -> type[BaseModel]:
+                max_quote: int = MAX_QUOTE, quotes: list[str] | tuple[str, ...] | None = None) -> type[BaseModel]:
     """The reply model for one document (or, with ``refs``, for several packed into one call).
 
     ``turns``: the turn numbers shown to the model (None for a document without turns).
+    ``quotes``: when given, a quote must be one of these strings (the document's own sentences), so a
+    constrained decoder can only quote the document; otherwise a quote is free text of ``max_quote`` chars.
     ``max_constraints`` and ``max_quote`` bound the reply's length (a small model tends to fill every
     array to its limit under a grammar)."""
     shown = tuple(dict.fromkeys(turns)) if turns is not None else None
-    return _reply_model(tuple(intents), shown, tuple(refs) if refs is not None else None, max_constraints, max_quote)
+    return _reply_model(tuple(intents), shown, tuple(refs) if refs is not None else None, max_constraints, max_quote,
+                        tuple(dict.fromkeys(quotes)) if quotes else None)
 
 
 def json_schema(model: type[BaseModel]) -> dict[str, Any]:

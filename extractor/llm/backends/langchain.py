@@ -57,10 +57,8 @@ class LangChainBackend:
         return {"backend": self.name, "seed": self.seed}
 
     def count_tokens(self, text: str) -> int:
-        try:
-            return int(self.chat_model.get_num_tokens(text))
-        except Exception:  # many chat models need a tokenizer they cannot load offline
-            return estimate_tokens(text)
+        # Not chat_model.get_num_tokens: its default loads GPT-2's tokenizer from the hub (a hang offline).
+        return estimate_tokens(text)
 
     def complete(self, request: LLMRequest) -> LLMResponse:
         from langchain_core import messages as lc

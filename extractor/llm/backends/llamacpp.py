@@ -38,11 +38,31 @@ def file_fingerprint(path: Path, block: int = 1 << 20) -> str:
     return h.hexdigest()[:12]
 
 
+def _unsafe_constant(node: Any) -> str | None:
+    """The first enum/const string holding ``"`` or ``\\`` (which break llama-cpp-python's grammar converter)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            values = value if key == "enum" else [value] if key == "const" else []
+            for v in values:
+                if isinstance(v, str) and ('"' in v or "\\" in v):
+                    return v
+            found = _unsafe_constant(value) if isinstance(value, (dict, list)) else None
+            if found is not None:
+                return found
+    elif isinstance(node, list):
+        for v in node:
+            found = _unsafe_constant(v)
+            if found is not None:
+                return found
+    return None
+
+
 class LlamaCppBackend:
     """One GGUF model loaded once; calls are serialised (a llama.cpp context is not thread-safe)."""
 
     name = "llamacpp"
     parallel = 1
+    constrained = True  # the grammar holds the reply to the schema, enums and quote lists included
 
     def __init__(self, model_path: str | Path, *, context_tokens: int = DEFAULT_CONTEXT, seed: int = 0,
                  threads: int | None = None):
@@ -75,6 +95,10 @@ class LlamaCppBackend:
 
     def _grammar(self, schema: dict[str, Any]):
         key = json.dumps(schema)  # not sorted: the grammar generates properties in the schema's order
+        bad = _unsafe_constant(schema)
+        if bad is not None:  # llama.cpp would fail to parse the grammar and crash the process
+            raise LLMError(f"The schema has a constant with a double quote or backslash ({bad[:60]!r}), which "
+                           "llama-cpp-python's grammar converter cannot escape; rename that label.")
         if key not in self._grammars:
             from llama_cpp import LlamaGrammar
 

@@ -58,7 +58,10 @@ class OpenAIBackend:
         self.model, self.base_url = model, base_url.rstrip("/")
         self.schema_mode, self.timeout, self.max_retries = schema_mode, timeout, max_retries
         self.parallel, self.context_tokens, self.seed, self.backoff = parallel, context_tokens, seed, backoff
-        self.model_id = f"openai:{model}@{urlparse(self.base_url).netloc}"
+        url = urlparse(self.base_url)  # never user:password@ in ids or messages
+        self.where = f"{url.hostname}{f':{url.port}' if url.port else ''}"
+        self.model_id = f"openai:{model}@{self.where}"
+        self.constrained = schema_mode != "none"  # the server is asked to hold the reply to the schema
         self._client = None
         self._lock = threading.Lock()
 
@@ -91,31 +94,39 @@ class OpenAIBackend:
         mode = self.schema_mode if request.schema else "none"
         if mode != "auto":
             return self._with_retries(request, mode)
-        try:
-            out = self._with_retries(request, "json_schema")
+        try:  # one probe, no retries: a refusal is an answer about the format, not a transient fault
+            out = self._post(request, "json_schema")
         except LLMError as exc:
-            if exc.status not in REFUSED_FORMAT:
+            if exc.status in REFUSED_FORMAT:
+                log.info("server refused response_format json_schema (HTTP %s); trying json_object + schema",
+                         exc.status)
+                out = self._with_retries(request, "json_object")
+                self.schema_mode = "json_object"
+                return out
+            if not exc.retryable or self.max_retries == 0:
                 raise
-            log.info("server refused response_format json_schema (HTTP %s); trying json_object + schema", exc.status)
-            out = self._with_retries(request, "json_object")
-            self.schema_mode = "json_object"
-            return out
+            time.sleep(self._delay(exc, 1))
+            out = self._with_retries(request, "json_schema", attempts=self.max_retries)
         self.schema_mode = "json_schema"
         return out
 
-    def _with_retries(self, request: LLMRequest, mode: str) -> LLMResponse:
+    def _with_retries(self, request: LLMRequest, mode: str, attempts: int | None = None) -> LLMResponse:
         from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
-        retrying = Retrying(stop=stop_after_attempt(self.max_retries + 1), wait=self._wait, reraise=True,
+        n = self.max_retries + 1 if attempts is None else attempts
+        retrying = Retrying(stop=stop_after_attempt(n), wait=self._wait, reraise=True,
                             retry=retry_if_exception(lambda e: isinstance(e, LLMError) and e.retryable))
         return retrying(self._post, request, mode)
 
     def _wait(self, state) -> float:
-        exc = state.outcome.exception() if state.outcome else None
+        return self._delay(state.outcome.exception() if state.outcome else None, state.attempt_number)
+
+    def _delay(self, exc: BaseException | None, attempt: int) -> float:
+        """Seconds before the next try: the server's Retry-After, else exponential backoff (capped)."""
         after = getattr(exc, "retry_after", None)
         if after is not None:
             return min(float(after), 60.0)
-        return min(self.backoff * 2 ** (state.attempt_number - 1), 30.0)
+        return min(self.backoff * 2 ** (attempt - 1), 30.0)
 
     def _body(self, request: LLMRequest, mode: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": request.messages, "temperature": request.temperature,
@@ -134,14 +145,14 @@ class OpenAIBackend:
         try:
             resp = self.client.post("/chat/completions", json=self._body(request, mode))
         except (httpx.TimeoutException, httpx.TransportError) as exc:
-            raise LLMError(f"{self.base_url}: {type(exc).__name__} after {time.perf_counter() - t0:.1f}s",
+            raise LLMError(f"{self.where}: {type(exc).__name__} after {time.perf_counter() - t0:.1f}s",
                            retryable=True) from exc
         if resp.status_code != 200:
-            err = LLMError(f"{self.base_url}: HTTP {resp.status_code}: {resp.text[:200]}",
+            err = LLMError(f"{self.where}: HTTP {resp.status_code}: {resp.text[:200]}",
                            retryable=resp.status_code in RETRY_STATUS, status=resp.status_code)
             err.retry_after = _retry_after(resp.headers.get("retry-after"))  # type: ignore[attr-defined]
             raise err
-        return _parse_reply(resp, self.base_url, time.perf_counter() - t0)
+        return _parse_reply(resp, self.where, time.perf_counter() - t0)
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -151,15 +162,17 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-def _parse_reply(resp, base_url: str, seconds: float) -> LLMResponse:
+def _parse_reply(resp, where: str, seconds: float) -> LLMResponse:
     try:
         data = resp.json()
         choice = data["choices"][0]
         text = (choice.get("message") or {}).get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise LLMError(f"{base_url}: the reply is not an OpenAI chat completion: {resp.text[:200]!r}",
+        if not isinstance(text, str):
+            raise TypeError(f"content is {type(text).__name__}, not text")
+        usage = data.get("usage") or {}
+        return LLMResponse(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                           completion_tokens=int(usage.get("completion_tokens") or 0), seconds=seconds,
+                           finish_reason=str(choice.get("finish_reason") or "stop"), extra={"model": data.get("model")})
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        raise LLMError(f"{where}: the reply is not an OpenAI chat completion ({exc}): {resp.text[:200]!r}",
                        retryable=True) from exc
-    usage = data.get("usage") or {}
-    return LLMResponse(text=text, prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                       completion_tokens=int(usage.get("completion_tokens") or 0), seconds=seconds,
-                       finish_reason=choice.get("finish_reason") or "stop", extra={"model": data.get("model")})
