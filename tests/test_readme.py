@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
 
 README = (ROOT / "README.md").read_text("utf-8")
@@ -48,3 +50,16 @@ def test_python_example_runs(tmp_path, pipeline, capsys):
         os.chdir(old)
     printed = capsys.readouterr().out
     assert "intent" in printed and "32 32 0" in printed
+
+
+def test_llm_cascade_example_runs(tmp_path):
+    """The README's LLM example, run by bash as written, with the venv that runs the tests as .venv."""
+    pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (the dev extra installs it)")
+    work = _workdir(tmp_path)
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    res = subprocess.run(["bash", "-euo", "pipefail", "-c", _block("llm", "bash")], cwd=work, capture_output=True,
+                         text=True, timeout=900, env={**os.environ, "COLUMNS": "120"})
+    assert res.returncode == 0, (res.stdout[-2000:], res.stderr[-2000:])
+    summary = json.loads((work / "out/cascade.jsonl.summary.json").read_text())
+    assert summary["mode"] == "cascade" and summary["n_in"] == summary["n_ok"] == 32
+    assert 0 <= summary["routed_fraction"] <= 1 and "sent to the LLM" in res.stdout
