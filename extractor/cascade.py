@@ -43,6 +43,7 @@ class LLMOptions:
     max_tokens: int = 768
     max_constraints: int = 6
     max_quote: int = 200
+    pack: int = 1
     budget: int | None = None
     threshold: float = 0.6
     backend_options: dict[str, Any] = field(default_factory=dict)
@@ -89,7 +90,7 @@ def build_llm(options: LLMOptions, intents: dict[str, str]):
         cache_path = Path(options.workspace) / "cache" / "llm.sqlite"
     return LLMExtractor(backend, intents, prompt=load_prompt(options.prompt), cache=LLMCache(cache_path),
                         max_repairs=options.max_repairs, max_tokens=options.max_tokens, budget=options.budget,
-                        max_constraints=options.max_constraints, max_quote=options.max_quote)
+                        max_constraints=options.max_constraints, max_quote=options.max_quote, pack=options.pack)
 
 
 def taxonomy_intents(taxonomy) -> dict[str, str]:

@@ -77,6 +77,8 @@ def extract(
     prompt: Annotated[str, typer.Option(help="Prompt name (extract, extract@v1) or a <task>.v<N>.yaml file.",
                                         rich_help_panel="LLM")] = "extract",
     cache: Annotated[bool, typer.Option(help="Cache LLM replies under the workspace.", rich_help_panel="LLM")] = True,
+    pack: Annotated[int, typer.Option(help="Pack up to N short plain texts (reviews, survey answers) into one "
+                                           "LLM call.", min=1, rich_help_panel="LLM")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract intent, sentiment, urgency and constraints, each with evidence, from every document."""
@@ -92,6 +94,7 @@ def extract(
         options.update(schema_mode=schema_mode, parallel=concurrency)
     llm = LLMOptions(backend=backend, model=llm_model, base_url=base_url, prompt=prompt, workspace=workspace,
                      cache=cache, max_repairs=max_repairs, budget=max_tokens_budget, threshold=cascade_threshold,
+                     pack=pack,
                      backend_options=options) if mode != "local" else None
     try:
         pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model, mode=mode,

@@ -129,6 +129,8 @@ class Usage(BaseModel):
     seconds: float = Field(default=0.0, description="Latency of this document's model calls, summed.")
     repairs: int = Field(default=0, description="Calls that asked the model to fix an invalid reply.")
     chunks: int = 0
+    packed: int = Field(default=1, description="Documents that shared this document's model call (packing); "
+                                               "the call's cost is booked on the pack's first document.")
     ungrounded: int = Field(default=0, description="Items dropped because their quote is not in the text.")
     error: str | None = Field(default=None, description="cascade: why the LLM call failed (local signals kept).")
 

@@ -7,6 +7,7 @@ SmolLM2-135M makes valid JSON under a grammar but poor judgements: these tests c
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def assert_valid_llm_signals(doc, signals, intents=INTENTS) -> int:
     for s in signals:
         assert s.label in allowed[s.kind], (s.kind, s.label)
         assert 0.0 <= s.confidence <= 1.0
-        assert s.extractor.startswith("llm:extract@v")
+        assert re.match(r"llm:extract(_many)?@v\d+\+[0-9a-f]{8}$", s.extractor), s.extractor
         assert s.evidence, "a signal without evidence"
         for ev in s.evidence:
             source = doc.unit_text(ev.turn)

@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 _SCHEMA = """CREATE TABLE IF NOT EXISTS replies (
-    key TEXT PRIMARY KEY, value TEXT NOT NULL, customer_id TEXT, created TEXT DEFAULT CURRENT_TIMESTAMP)"""
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, created TEXT DEFAULT CURRENT_TIMESTAMP);
+CREATE TABLE IF NOT EXISTS reply_customers (key TEXT NOT NULL, customer_id TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS reply_customers_id ON reply_customers (customer_id)"""
 
 
 def cache_key(prompt_id: str, model_id: str, params: dict[str, Any], messages: list[dict[str, str]],
@@ -46,7 +48,7 @@ class LLMCache:
                                    isolation_level=None)
         if self.path is not None:
             self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -54,15 +56,23 @@ class LLMCache:
             row = self._db.execute("SELECT value FROM replies WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def put(self, key: str, value: dict[str, Any], *, customer_id: str | None = None) -> None:
+    def put(self, key: str, value: dict[str, Any], *, customer_id: str | None = None,
+            customer_ids: list[str | None] | None = None) -> None:
+        """Store a reply; ``customer_ids`` when one call covered several customers' documents."""
+        ids = {c for c in (customer_ids or [customer_id]) if c}
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO replies (key, value, customer_id) VALUES (?, ?, ?)",
-                             (key, json.dumps(value, ensure_ascii=False), customer_id))
+            self._db.execute("INSERT OR REPLACE INTO replies (key, value) VALUES (?, ?)",
+                             (key, json.dumps(value, ensure_ascii=False)))
+            self._db.execute("DELETE FROM reply_customers WHERE key = ?", (key,))
+            self._db.executemany("INSERT INTO reply_customers (key, customer_id) VALUES (?, ?)",
+                                 [(key, c) for c in sorted(ids)])
 
     def forget(self, customer_id: str) -> int:
-        """Delete every reply cached for ``customer_id``, then vacuum so the bytes leave the disk."""
+        """Delete every reply that holds ``customer_id``'s text, then vacuum so the bytes leave the disk."""
         with self._lock:
-            n = self._db.execute("DELETE FROM replies WHERE customer_id = ?", (customer_id,)).rowcount
+            n = self._db.execute("DELETE FROM replies WHERE key IN (SELECT key FROM reply_customers WHERE "
+                                 "customer_id = ?)", (customer_id,)).rowcount
+            self._db.execute("DELETE FROM reply_customers WHERE key NOT IN (SELECT key FROM replies)")
             if n and self.path is not None:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                 self._db.execute("VACUUM")

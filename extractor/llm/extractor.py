@@ -73,13 +73,14 @@ class LLMExtractor:
     def __init__(self, backend: Backend, intents: dict[str, str], *, prompt: Prompt | None = None,
                  cache: LLMCache | None = None, max_repairs: int = 2, max_tokens: int = DEFAULT_MAX_TOKENS,
                  budget: int | None = None, seed: int = 0, max_constraints: int = MAX_CONSTRAINTS,
-                 max_quote: int = MAX_QUOTE):
+                 max_quote: int = MAX_QUOTE, pack: int = 1):
         self.backend, self.intents = backend, dict(intents)
         self.prompt = prompt or load_prompt("extract")
         self.cache = cache if cache is not None else LLMCache(None)
         self.max_repairs, self.max_tokens, self.budget, self.seed = max_repairs, max_tokens, budget, seed
         self.taxonomy_text = "\n".join(f"- {k}: {v}" if v else f"- {k}" for k, v in self.intents.items())
         self.limits = {"max_constraints": max_constraints, "max_quote": max_quote}
+        self.pack = max(1, pack)
         self.tally = _Tally()
 
     @property
@@ -96,30 +97,69 @@ class LLMExtractor:
 
     # -- documents --------------------------------------------------------------------------------------
     def extract_batch(self, docs: list[Document]) -> list[Outcome]:
-        """One ``Outcome`` per document, in order; up to ``backend.parallel`` documents at a time."""
-        stop = threading.Event()
-        if self.backend.parallel <= 1 or len(docs) <= 1:
-            return [self._guarded(d, stop) for d in docs]
-        with ThreadPoolExecutor(max_workers=self.backend.parallel, thread_name_prefix="llm") as pool:
-            return list(pool.map(lambda d: self._guarded(d, stop), docs))
+        """One ``Outcome`` per document, in order; up to ``backend.parallel`` calls at a time.
 
-    def _guarded(self, doc: Document, stop: threading.Event) -> Outcome:
-        out = Outcome(doc)
+        With ``pack`` > 1, short plain texts share calls (see ``llm.packing``)."""
+        from .packing import plan
+
+        stop = threading.Event()
+        outcomes = [Outcome(d) for d in docs]
+        room = self._room() - self.max_tokens * max(0, self.pack - 1) // 2
+        items = plan(docs, self.pack if room >= 200 else 1, room, self.backend.count_tokens)
+
+        def work(idx: list[int]) -> None:
+            if len(idx) == 1:
+                self._guarded(outcomes[idx[0]], stop)
+            else:
+                self._guarded_pack([outcomes[i] for i in idx], stop)
+
+        if self.backend.parallel <= 1 or len(items) <= 1:
+            for idx in items:
+                work(idx)
+        else:
+            with ThreadPoolExecutor(max_workers=self.backend.parallel, thread_name_prefix="llm") as pool:
+                list(pool.map(work, items))
+        return outcomes
+
+    def _guarded(self, out: Outcome, stop: threading.Event) -> None:
         if stop.is_set():
             out.stopped = True
-            return out
+            return
         try:
-            out.signals = self._extract(doc, out.usage)
+            out.signals = self._extract(out.doc, out.usage)
         except BudgetExceeded:
             stop.set()
             out.stopped = True
         except LLMError as exc:
             out.error = str(exc)
-        return out
+
+    def _guarded_pack(self, outs: list[Outcome], stop: threading.Event) -> None:
+        from .packing import extract_pack
+
+        if stop.is_set():
+            for o in outs:
+                o.stopped = True
+            return
+        try:
+            for o, signals in zip(outs, extract_pack(self, [o.doc for o in outs], [o.usage for o in outs])):
+                o.signals = signals
+        except BudgetExceeded:
+            stop.set()
+            for o in outs:
+                o.stopped = True
+        except LLMError as exc:  # packing may cost a call, never a document: retry each one alone
+            log.info("a pack of %d documents failed (%s); extracting them one by one", len(outs), exc)
+            for o in outs:
+                o.signals = None
+                self._guarded(o, stop)
+
+    def _room(self) -> int:
+        """Tokens left for document text in one call: context - reply - instructions - taxonomy."""
+        return self.backend.context_tokens - self.max_tokens - PROMPT_OVERHEAD \
+            - self.backend.count_tokens(self.taxonomy_text)
 
     def _extract(self, doc: Document, usage: Usage) -> list[Signal]:
-        budget = self.backend.context_tokens - self.max_tokens - PROMPT_OVERHEAD \
-            - self.backend.count_tokens(self.taxonomy_text)
+        budget = self._room()
         if budget < 64:
             raise LLMError(f"The model's context ({self.backend.context_tokens} tokens) leaves no room for a "
                            "document after the prompt and the reply; use a model with a larger context or a "
@@ -139,54 +179,66 @@ class LLMExtractor:
     # -- one call, validated ------------------------------------------------------------------------------
     def _ask(self, chunk: Chunk, usage: Usage) -> Any:
         shown = [p.turn for p in chunk.pieces] if chunk.turns else None
-        limits = dict(self.limits)
-        model, schema = self._models(chunk, shown, limits)
         messages = self.prompt.render(document=chunk.render(), taxonomy=self.taxonomy_text, turns=chunk.turns)
-        key = cache_key(self.prompt.id, self.backend.model_id,
-                        {**self.backend.params(), "max_tokens": self.max_tokens, "max_repairs": self.max_repairs},
+
+        def build(limits: dict) -> tuple[Any, dict]:
+            return self._models(chunk.sentences(limits["max_quote"]), limits, turns=shown)
+
+        return self.ask(self.prompt, messages, build, usage, [chunk.doc.customer_id])
+
+    def ask(self, prompt: Prompt, messages: list[dict[str, str]], build, usage: Usage,
+            customers: list[str | None], check=None, max_tokens: int | None = None) -> Any:
+        """One validated reply to ``messages``: from the cache, or from the model with bounded repair.
+
+        ``build(limits)`` gives (model to validate against, schema to send); ``check(obj)`` may return
+        an error for a reply that validates but is still unusable (e.g. a packed document missing)."""
+        limits, tokens = dict(self.limits), max_tokens or self.max_tokens
+        model, schema = build(limits)
+        key = cache_key(prompt.id, self.backend.model_id,
+                        {**self.backend.params(), "max_tokens": tokens, "max_repairs": self.max_repairs},
                         messages, schema)
         hit = self.cache.get(key)
         if hit is not None:
             usage.cache_hits += 1
             if "error" in hit:
                 raise InvalidReply(hit["error"])
-            return reply_model(list(self.intents), turns=shown, **hit["limits"]).model_validate_json(hit["text"])
+            return build(hit["limits"])[0].model_validate_json(hit["text"])
         first, err = messages, ""
         for attempt in range(self.max_repairs + 1):
             self._check_budget()
-            resp = self.backend.complete(LLMRequest(messages, schema, self.max_tokens, seed=self.seed))
+            resp = self.backend.complete(LLMRequest(messages, schema, tokens, seed=self.seed))
             self._count(usage, resp, attempt)
             truncated = resp.finish_reason == "length"
             obj, err = parse_reply(resp.text, model, truncated=truncated)
+            if obj is not None and check is not None:
+                err = check(obj) or ""
+                obj = None if err else obj
             if obj is not None:
                 self.cache.put(key, {"text": obj.model_dump_json(), "limits": limits, "attempts": attempt + 1},
-                               customer_id=chunk.doc.customer_id)
+                               customer_ids=customers)
                 return obj
-            log.info("document %s: invalid reply (%s); %s", chunk.doc.id, err,
+            log.info("invalid reply (%s); %s", err,
                      "asking for a repair" if attempt < self.max_repairs else "giving up")
             if truncated:  # the same request would be cut off again: ask for a shorter reply, enforced by schema
                 limits = {"max_constraints": max(1, limits["max_constraints"] // 2),
                           "max_quote": max(40, limits["max_quote"] // 2)}
-                model, schema = self._models(chunk, shown, limits)
-                messages = first
+                (model, schema), messages = build(limits), first
             else:
-                messages = [*messages, {"role": "assistant", "content": resp.text[:4000]},
-                            self.prompt.repair_message(err)]
+                messages = [*messages, {"role": "assistant", "content": resp.text[:4000]}, prompt.repair_message(err)]
         reason = f"the model's reply was invalid after {self.max_repairs + 1} attempts: {err}"
-        self.cache.put(key, {"error": reason}, customer_id=chunk.doc.customer_id)
+        self.cache.put(key, {"error": reason}, customer_ids=customers)
         raise InvalidReply(reason)
 
-    def _models(self, chunk: Chunk, shown: list[int] | None, limits: dict) -> tuple[Any, dict]:
+    def _models(self, quotes: list[str], limits: dict, **shape: Any) -> tuple[Any, dict]:
         """The model a reply is validated against, and the schema sent with the request.
 
         A constrained backend is sent a schema whose quotes must be the document's own sentences, so
         it cannot quote anything else; replies are still validated with free-text quotes (a server
         that ignores the schema may quote part of a sentence, which grounding handles)."""
-        model = reply_model(list(self.intents), turns=shown, **limits)
+        model = reply_model(list(self.intents), **shape, **limits)
         if not getattr(self.backend, "constrained", False):
             return model, json_schema(model)
-        sent = reply_model(list(self.intents), turns=shown, quotes=chunk.sentences(limits["max_quote"]), **limits)
-        return model, json_schema(sent)
+        return model, json_schema(reply_model(list(self.intents), quotes=quotes, **shape, **limits))
 
     def _count(self, usage: Usage, resp, attempt: int) -> None:
         usage.model_calls += 1

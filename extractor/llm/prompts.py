@@ -48,9 +48,12 @@ class Prompt:
     def id(self) -> str:
         return f"{self.name}@v{self.version}+{self.sha256[:8]}"
 
-    def render(self, *, document: str, taxonomy: str, turns: bool) -> list[dict[str, str]]:
-        """Chat messages for one document (already rendered as text, turns prefixed ``[turn N] Speaker:``)."""
-        values = {"document": document, "taxonomy": taxonomy, "nonce": nonce(document),
+    def render(self, *, document: str, taxonomy: str, turns: bool, marker: str | None = None
+               ) -> list[dict[str, str]]:
+        """Chat messages for one document (already rendered as text, turns prefixed ``[turn N] Speaker:``).
+
+        ``marker``: the nonce when ``document`` already carries its own marker lines (packed documents)."""
+        values = {"document": document, "taxonomy": taxonomy, "nonce": marker or nonce(document),
                   "turn_rule": TURN_RULE if turns else TEXT_RULE}
         return [{"role": "system", "content": Template(self.system).substitute(values).strip()},
                 {"role": "user", "content": Template(self.user).substitute(values).strip()}]
@@ -61,6 +64,19 @@ class Prompt:
 
 def nonce(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+
+
+def render_pack(texts: list[str]) -> tuple[str, str, list[str]]:
+    """Several documents as one block of marked documents: ``(text, nonce, refs)``.
+
+    >>> text, n, refs = render_pack(["Great phone.", "Refund me"])
+    >>> refs, text.splitlines()[0] == f"<<<DOCUMENT D1 {n}>>>"
+    (['D1', 'D2'], True)
+    """
+    marker = nonce("\x00".join(texts))
+    refs = [f"D{i + 1}" for i in range(len(texts))]
+    blocks = [f"<<<DOCUMENT {r} {marker}>>>\n{t}\n<<<END {r} {marker}>>>" for r, t in zip(refs, texts)]
+    return "\n\n".join(blocks), marker, refs
 
 
 def available(directory: Path = PROMPT_DIR) -> dict[str, list[int]]:
