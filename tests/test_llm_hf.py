@@ -122,3 +122,20 @@ def test_bad_directories_raise_model_error(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))  # no weights, no tokenizer
     with pytest.raises(ModelError, match="local transformers model directory"):
         TransformersBackend(tmp_path)
+
+
+def test_extractor_through_transformers_is_grounded_or_a_recorded_failure(backend):
+    """No grammar here: SmolLM2 often writes invalid JSON, which must end as a recorded failure, never a drop."""
+    from extractor.llm.extractor import LLMExtractor
+    from extractor.types import Document
+
+    from .llm_fixtures import INTENTS, assert_valid_llm_signals
+
+    doc = Document(id="hf", text="I was charged twice for October. Refund me by Friday.")
+    ex = LLMExtractor(backend, INTENTS, max_tokens=160, max_repairs=1, max_constraints=1, max_quote=48)
+    [out] = ex.extract_batch([doc])
+    assert out.usage.model_calls in (1, 2) and out.usage.completion_tokens > 0
+    if out.error is None:
+        assert_valid_llm_signals(doc, out.signals)
+    else:
+        assert "invalid after 2 attempts" in out.error
