@@ -28,7 +28,7 @@ def _fail(exc: SignalsError) -> None:
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub"):
+    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -220,6 +220,98 @@ def show(
         _fail(exc)
     if wanted and shown < len(wanted):
         _fail(SignalsError(f"No row with id {', '.join(sorted(wanted))} in {results}."))
+
+
+index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the search index (FAISS + BM25) over results.")
+app.add_typer(index_app, name="index")
+Workspace = Annotated[Path, typer.Option(help="Workspace holding the store and the index.")]
+
+
+@index_app.command("build")
+def index_build(
+    results: Annotated[list[str], typer.Argument(help="Result files written by `signals extract` (.jsonl/.parquet).")],
+    workspace: Workspace = Path(".signals"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Store the results in the workspace (DuckDB) and index their segments from scratch."""
+    _index(results, workspace, rebuild=True, verbose=verbose)
+
+
+@index_app.command("add")
+def index_add(
+    results: Annotated[list[str], typer.Argument(help="Result files to add (re-added documents are replaced).")],
+    workspace: Workspace = Path(".signals"),
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Add results to the store and the index without a rebuild."""
+    _index(results, workspace, rebuild=False, verbose=verbose)
+
+
+def _index(results: list[str], workspace: Path, *, rebuild: bool, verbose: bool) -> None:
+    _setup_logging(verbose)
+    from .index import index_results
+
+    try:
+        out = index_results(workspace, results, rebuild=rebuild)
+    except SignalsError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(out))
+
+
+@index_app.command("stats")
+def index_stats(workspace: Workspace = Path(".signals")) -> None:
+    """The index manifest (embedder, dimension, count, index type, build time, versions) and store counts."""
+    from .index import Index
+    from .store import Store
+
+    try:
+        stats = Index.open(workspace).stats()
+        with Store(workspace, read_only=True) as store:
+            stats["store"] = store.counts()
+    except SignalsError as exc:
+        _fail(exc)
+    typer.echo(json.dumps(stats, indent=2, default=str))
+
+
+@index_app.command("delete")
+def index_delete(
+    customer: Annotated[str, typer.Option(help="Remove every document of this customer id.")],
+    workspace: Workspace = Path(".signals"),
+) -> None:
+    """Remove a customer's documents, segments, signals, vectors and keyword entries."""
+    from .index import forget_customer
+
+    try:
+        typer.echo(json.dumps(forget_customer(workspace, customer)))
+    except SignalsError as exc:
+        _fail(exc)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words (and/or exact terms).")],
+    where: Annotated[str | None, typer.Option(help='Filter first, e.g. "sentiment=negative and channel=chat and '
+                                                   'created_at>=2026-10-01".')] = None,
+    k: Annotated[int, typer.Option("-k", help="Number of hits.", min=1)] = 10,
+    mode: Annotated[str, typer.Option(help="vector | keyword | hybrid")] = "hybrid",
+    workspace: Workspace = Path(".signals"),
+    explain: Annotated[bool, typer.Option(help="Say how the filter and ranking ran.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Search stored quotes by meaning and keywords; filters apply before ranking."""
+    _setup_logging(False)
+    from .index import Index
+
+    try:
+        result = Index.open(workspace).search(query, where=where, k=k, mode=mode)
+    except SignalsError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(result.as_json(), ensure_ascii=False, default=str))
+        return
+    from .render import search_hits
+
+    search_hits(result, query, explain=explain)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .types import RunSummary
@@ -171,3 +172,29 @@ def show_result(result) -> None:
         out.print(f"[cyan]{s.kind}[/cyan] [bold]{s.label}[/bold]{who} conf={s.confidence:.2f}{extra}{value}")
         for ev in s.evidence[:3]:
             out.print("    ", _quote(result, ev))
+
+
+def search_hits(result, query: str, *, explain: bool = False) -> None:
+    """Each hit: its quote with the query's words highlighted, speaker and turn, customer, date, signals."""
+    import re
+
+    words = [w for w in re.findall(r"\w\w+", query.lower())]
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, words)) + r")\w*", re.I) if words else None
+    if explain:
+        out.print(f"[dim]mode {result.mode}; filter {result.filter or 'none'} → "
+                  f"{'all' if result.n_matching is None else result.n_matching} matching segments; "
+                  f"strategy {result.strategy}; {result.took_ms:.1f} ms[/dim]")
+    if not result.hits:
+        out.print("no hits" + (" (the filter matches nothing)" if result.n_matching == 0 else ""))
+    for n, h in enumerate(result.hits, 1):
+        quote = escape(h.text)
+        if pattern is not None:
+            quote = pattern.sub(lambda m: f"[bold yellow]{m.group(0)}[/bold yellow]", quote)
+        where = f"turn {h.turn}, {h.speaker}" if h.turn is not None else (h.speaker or "")
+        date = h.created_at.date().isoformat() if hasattr(h.created_at, "date") else (h.created_at or "")
+        sigs = ", ".join(f"{s['kind']}={s['label']}" for s in h.signals if s["kind"] != "constraint")
+        out.print(f"{n:>2}. [bold]{escape(h.doc_id)}[/bold] ({where}) customer {escape(str(h.customer_id))} {date} "
+                  f"{escape(h.channel or '')} score {h.score:.4f}")
+        out.print(f"    “{quote}”")
+        if sigs:
+            out.print(f"    [dim]{escape(sigs)}[/dim]")

@@ -38,6 +38,12 @@ def test_quickstart_commands_run(tmp_path, pipeline):
     summary = json.loads((work / "out/signals.jsonl.summary.json").read_text())
     assert summary["n_in"] == summary["n_ok"] + summary["n_rejected"] and summary["n_ok"] >= 99
     assert "T001" in res.stdout and "intent" in res.stdout
+    for line in _block("search", "bash").strip().splitlines():  # search what the quickstart extracted
+        argv = shlex.split(line)
+        argv[0] = str(bindir / Path(argv[0]).name)
+        res = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (line, res.stdout[-2000:], res.stderr[-2000:])
+    assert "charged" in res.stdout and "sentiment=negative" in res.stdout and "exact-scan" in res.stdout
 
 
 def test_python_example_runs(tmp_path, pipeline, capsys):

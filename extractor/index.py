@@ -1,0 +1,382 @@
+"""Semantic + keyword search over stored segments: FAISS vectors, BM25 keywords, filters before ranking.
+
+The index lives beside the store in the workspace (``index/``). Each save writes a new version
+directory, fsyncs it and then atomically repoints ``index/CURRENT`` at it, so a crash mid-save leaves
+the previous version loadable. A manifest records the embedder id and dimension, the count, the
+FAISS index type and parameters, the build time and library versions; opening an index built with
+another embedder is an error naming both.
+
+A ``--where`` filter is evaluated by the store to a set of segment ids first. A very selective
+filter (few ids) is scanned exactly over just those vectors; otherwise FAISS searches with an id
+selector. Either way a filtered query returns k hits whenever k matching segments exist.
+
+>>> idx = Index.open(".signals")                                        # doctest: +SKIP
+>>> [h.text for h in idx.search("charged twice", where="channel=chat", k=3).hits]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ConfigError
+from .store import SegmentRow, Store
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = "index"
+FORMAT = "signals-index/1"
+HNSW_ABOVE = 200_000  # segments; below this an exact IndexFlatIP is fast enough and has recall 1
+EXACT_SCAN_BELOW = 20_000  # filter matches; below this, score just those vectors exactly
+MODES = ("vector", "keyword", "hybrid")
+RRF_K = 60
+
+
+@dataclass
+class Hit:
+    doc_id: str
+    segment_id: int
+    score: float
+    text: str
+    start: int
+    end: int
+    turn: int | None
+    speaker: str | None
+    customer_id: str | None
+    created_at: Any
+    channel: str | None = None
+    signals: list[dict] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items()}
+        out["created_at"] = self.created_at.isoformat() if hasattr(self.created_at, "isoformat") else self.created_at
+        return out
+
+
+@dataclass
+class SearchResult:
+    hits: list[Hit]
+    took_ms: float
+    filter: str | None
+    mode: str
+    strategy: str
+    n_matching: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hits": [h.as_json() for h in self.hits], "took_ms": round(self.took_ms, 2), "filter": self.filter,
+                "mode": self.mode, "strategy": self.strategy, "n_matching": self.n_matching}
+
+
+def _bm25s():
+    """bm25s, with its logger quietened (it sets its own level to DEBUG on import)."""
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    return bm25s
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Index:
+    """Vectors + BM25 over the store's segments. ``Index.open(workspace)`` to search, ``.add`` to grow."""
+
+    def __init__(self, workspace: str | Path, embedder=None, *, hnsw_above: int = HNSW_ABOVE,
+                 embedder_id: str | None = None, dim: int | None = None):
+        import faiss
+
+        self.workspace, self._embedder, self.hnsw_above = Path(workspace), embedder, hnsw_above
+        self.embedder_id = embedder_id or self.embedder.model_id
+        self.dim = int(dim or self.embedder.dim)
+        self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self.bm25 = None
+        self.bm25_ids = np.zeros(0, dtype=np.int64)
+        self.manifest: dict[str, Any] = {}
+
+    @property
+    def embedder(self):
+        """The query/segment encoder, loaded on first use (keyword search never loads it)."""
+        if self._embedder is None:
+            from .embed import load_embedder
+
+            emb = load_embedder()
+            if emb.model_id != self.embedder_id or emb.dim != self.dim:
+                raise ConfigError(f"The index in {self.root} was built with {self.embedder_id} ({self.dim}-d) but "
+                                  f"the embedder is {emb.model_id} ({emb.dim}-d); rebuild it with "
+                                  "`signals index build`.")
+            self._embedder = emb
+        return self._embedder
+
+    # -- persistence ----------------------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.workspace / INDEX_DIR
+
+    @classmethod
+    def open(cls, workspace: str | Path, embedder=None) -> Index:
+        """The saved index of ``workspace`` (an empty one if none was built yet)."""
+        import faiss
+
+        from .embed import load_embedder
+
+        root = Path(workspace) / INDEX_DIR
+        current = root / "CURRENT"
+        if not current.exists():
+            return cls(workspace, embedder or load_embedder())
+        version = root / current.read_text("utf-8").strip()
+        manifest = json.loads((version / "manifest.json").read_text("utf-8"))
+        if embedder is not None and (manifest["embedder"] != embedder.model_id or manifest["dim"] != embedder.dim):
+            raise ConfigError(f"The index in {root} was built with {manifest['embedder']} ({manifest['dim']}-d) but "
+                              f"the embedder is {embedder.model_id} ({embedder.dim}-d); rebuild it with "
+                              "`signals index build`.")
+        idx = cls(workspace, embedder, embedder_id=manifest["embedder"], dim=manifest["dim"])
+        idx.vectors = faiss.read_index(str(version / "vectors.faiss"))
+        idx.manifest = manifest
+        idx._load_bm25(version)
+        return idx
+
+    def save(self) -> Path:
+        """Write a new version directory, fsync it, then atomically point CURRENT at it."""
+        import faiss
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = f"v{time.time_ns()}"
+        tmp = self.root / f".{name}.tmp"
+        tmp.mkdir()
+        faiss.write_index(self.vectors, str(tmp / "vectors.faiss"))
+        self._save_bm25(tmp)
+        (tmp / "manifest.json").write_text(json.dumps(self._manifest(), indent=2), "utf-8")
+        for f in tmp.rglob("*"):
+            if f.is_file():
+                with f.open("rb") as fh:
+                    os.fsync(fh.fileno())
+        os.replace(tmp, self.root / name)
+        _fsync_dir(self.root)
+        pointer = self.root / ".CURRENT.tmp"
+        with pointer.open("w", encoding="utf-8") as fh:
+            fh.write(name)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(pointer, self.root / "CURRENT")
+        _fsync_dir(self.root)
+        for old in self.root.iterdir():  # earlier versions (and leftovers of crashed saves)
+            if old.is_dir() and old.name != name:
+                shutil.rmtree(old, ignore_errors=True)
+        return self.root / name
+
+    def _manifest(self) -> dict[str, Any]:
+        bm25s = _bm25s()
+        import faiss
+
+        base = self.vectors.index if hasattr(self.vectors, "index") else self.vectors
+        kind = type(faiss.downcast_index(base)).__name__
+        params = {"M": 32, "efConstruction": 80, "efSearch": 64} if "HNSW" in kind else {}
+        self.manifest = {"format": FORMAT, "embedder": self.embedder_id, "dim": self.dim,
+                         "count": int(self.vectors.ntotal), "index_type": kind, "params": params,
+                         "metric": "inner_product (normalised vectors: cosine)", "hnsw_above": self.hnsw_above,
+                         "bm25_count": int(len(self.bm25_ids)), "built": datetime.now(timezone.utc).isoformat(),
+                         "versions": {"faiss": faiss.__version__, "bm25s": bm25s.__version__}}
+        return self.manifest
+
+    def _save_bm25(self, directory: Path) -> None:
+        np.save(directory / "bm25_ids.npy", self.bm25_ids)
+        if self.bm25 is not None:
+            self.bm25.save(str(directory / "bm25"), show_progress=False)
+
+    def _load_bm25(self, directory: Path) -> None:
+        bm25s = _bm25s()
+
+        self.bm25_ids = np.load(directory / "bm25_ids.npy")
+        if (directory / "bm25").exists():
+            self.bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
+
+    # -- building -------------------------------------------------------------------------------------
+    def apply(self, added: list[SegmentRow], removed: list[int], store: Store) -> None:
+        """Follow a store change: drop ``removed`` segment ids, embed and add ``added``; rebuild BM25."""
+        if removed:
+            self._remove(np.asarray(removed, dtype=np.int64))
+        if added:
+            vecs = self.embedder.encode([s.text for s in added])
+            self.vectors.add_with_ids(np.asarray(vecs, dtype=np.float32),
+                                      np.asarray([s.seg_id for s in added], dtype=np.int64))
+        self._maybe_hnsw()
+        self._rebuild_bm25(store.all_segments())
+
+    def _remove(self, ids: np.ndarray) -> None:
+        import faiss
+
+        if not isinstance(faiss.downcast_index(self.vectors.index), faiss.IndexHNSWFlat):
+            self.vectors.remove_ids(faiss.IDSelectorBatch(ids))
+            return
+        keep = ~np.isin(faiss.vector_to_array(self.vectors.id_map), ids)  # HNSW cannot remove: rebuild
+        all_ids = faiss.vector_to_array(self.vectors.id_map).astype(np.int64)
+        vecs = self.vectors.index.reconstruct_n(0, self.vectors.ntotal)
+        self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self.vectors.add_with_ids(vecs[keep], all_ids[keep])
+        self._maybe_hnsw()
+
+    def _maybe_hnsw(self) -> None:
+        """Past ``hnsw_above`` vectors, move to HNSW (approximate, much faster per query)."""
+        import faiss
+
+        base = faiss.downcast_index(self.vectors.index)
+        if isinstance(base, faiss.IndexHNSWFlat) or self.vectors.ntotal <= self.hnsw_above:
+            return
+        ids = faiss.vector_to_array(self.vectors.id_map).astype(np.int64)
+        vecs = self.vectors.index.reconstruct_n(0, self.vectors.ntotal)
+        hnsw = faiss.IndexHNSWFlat(self.dim, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 80
+        wrapped = faiss.IndexIDMap2(hnsw)
+        wrapped.add_with_ids(vecs, ids)
+        self.vectors = wrapped
+
+    def _rebuild_bm25(self, segments: list[SegmentRow]) -> None:
+        bm25s = _bm25s()
+
+        self.bm25_ids = np.asarray([s.seg_id for s in segments], dtype=np.int64)
+        if not segments:
+            self.bm25 = None
+            return
+        self.bm25 = bm25s.BM25()
+        self.bm25.index(bm25s.tokenize([s.text for s in segments], show_progress=False), show_progress=False)
+
+    # -- searching ------------------------------------------------------------------------------------
+    def search(self, query: str, *, where: str | None = None, k: int = 10, mode: str = "hybrid",
+               weights: tuple[float, float] = (1.0, 1.0), store: Store | None = None) -> SearchResult:
+        """The ``k`` best segments for ``query`` among those matching ``where`` (filtered before ranking)."""
+        if mode not in MODES:
+            raise ConfigError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
+        if k < 1:
+            raise ConfigError(f"-k must be at least 1, not {k}")
+        t0 = time.perf_counter()
+        own = store is None
+        store = store or Store(self.workspace, read_only=True)
+        try:
+            allowed = store.filter_ids(where)
+            pool = k if mode == "vector" else max(4 * k, 50)
+            ranked, strategy = [], "none"
+            if mode != "keyword":
+                vec, strategy = self._vector_rank(query, allowed, pool)
+                ranked.append((weights[0], vec))
+            if mode != "vector":
+                ranked.append((weights[1], self._keyword_rank(query, allowed, pool)))
+                strategy = f"{strategy}+bm25" if mode == "hybrid" else "bm25"
+            scores = _fuse(ranked) if mode == "hybrid" else dict(ranked[0][1])
+            top = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+            hits = self._hits(top, store)
+        finally:
+            if own:
+                store.close()
+        return SearchResult(hits, (time.perf_counter() - t0) * 1000, where, mode, strategy,
+                            None if allowed is None else len(allowed))
+
+    def _vector_rank(self, query: str, allowed: list[int] | None, pool: int) -> tuple[list[tuple[int, float]], str]:
+        import faiss
+
+        n = int(self.vectors.ntotal)
+        if n == 0 or (allowed is not None and not allowed):
+            return [], "empty"
+        q = np.asarray(self.embedder.encode([query]), dtype=np.float32)
+        if allowed is not None and len(allowed) <= EXACT_SCAN_BELOW:
+            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool), "exact-scan"
+        params = None
+        if allowed is not None:
+            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            hnsw = isinstance(faiss.downcast_index(self.vectors.index), faiss.IndexHNSWFlat)
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(64, 2 * pool)) if hnsw \
+                else faiss.SearchParameters(sel=sel)
+        D, idx = self.vectors.search(q, min(pool, n), params=params)
+        found = [(int(i), float(d)) for d, i in zip(D[0], idx[0]) if i != -1]
+        if allowed is not None and len(found) < min(pool, len(allowed)):  # ANN missed some: be exact
+            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool), "exact-scan (ANN fell short)"
+        return found, "faiss-selector" if allowed is not None else "faiss"
+
+    def _exact_scan(self, q: np.ndarray, ids: np.ndarray, pool: int) -> list[tuple[int, float]]:
+        vecs = self.vectors.reconstruct_batch(ids)
+        scores = vecs @ q
+        order = np.argsort(-scores)[:pool]
+        return [(int(ids[i]), float(scores[i])) for i in order]
+
+    def _keyword_rank(self, query: str, allowed: list[int] | None, pool: int) -> list[tuple[int, float]]:
+        bm25s = _bm25s()
+
+        if self.bm25 is None or not len(self.bm25_ids):
+            return []
+        tokens = bm25s.tokenize([query], return_ids=False, show_progress=False)[0]
+        if not tokens:
+            return []
+        mask = None if allowed is None else np.isin(self.bm25_ids, np.asarray(allowed, dtype=np.int64))
+        scores = self.bm25.get_scores(tokens, weight_mask=mask.astype(np.float32) if mask is not None else None)
+        hits = np.flatnonzero(scores > 0)
+        order = hits[np.argsort(-scores[hits])][:pool]
+        return [(int(self.bm25_ids[i]), float(scores[i])) for i in order]
+
+    def _hits(self, top: list[tuple[int, float]], store: Store) -> list[Hit]:
+        rows = store.segments([i for i, _ in top])
+        signals = store.signals_of(sorted({r["doc_id"] for r in rows.values()}))
+        out = []
+        for seg_id, score in top:
+            r = rows.get(seg_id)
+            if r is None:  # the index is ahead of (or behind) the store: skip, never invent
+                continue
+            out.append(Hit(r["doc_id"], seg_id, round(score, 6), r["text"], r["start"], r["end"], r["turn"],
+                           r["role"] or r["speaker"], r["customer_id"], r["created_at"], r["channel"],
+                           signals.get(r["doc_id"], [])))
+        return out
+
+    def stats(self) -> dict[str, Any]:
+        return {**(self.manifest or self._manifest()), "workspace": str(self.workspace)}
+
+
+def _fuse(ranked: list[tuple[float, list[tuple[int, float]]]]) -> dict[int, float]:
+    """Reciprocal rank fusion: sum of weight / (60 + rank) over the rankings an id appears in."""
+    out: dict[int, float] = {}
+    for weight, ranking in ranked:
+        for rank, (seg_id, _) in enumerate(ranking):
+            out[seg_id] = out.get(seg_id, 0.0) + weight / (RRF_K + rank + 1)
+    return out
+
+
+def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = False, embedder=None) -> dict:
+    """Store the results in ``paths`` (JSONL or Parquet from ``signals extract``) and index them."""
+    from .io import read_results
+
+    if rebuild:
+        shutil.rmtree(Path(workspace) / INDEX_DIR, ignore_errors=True)
+        (Path(workspace) / "store.duckdb").unlink(missing_ok=True)
+    idx = Index.open(workspace, embedder)
+    n_docs = 0
+    with Store(workspace) as store:
+        for path in paths:
+            results = list(read_results(path))
+            added, removed = store.upsert(results)
+            idx.apply(added, removed, store)
+            n_docs += len(results)
+        idx.save()
+        counts = store.counts()
+    return {"documents_read": n_docs, **counts, "vectors": int(idx.vectors.ntotal)}
+
+
+def forget_customer(workspace: str | Path, customer_id: str) -> dict[str, int]:
+    """Remove a customer's documents from the store, their vectors and keyword entries from the index."""
+    idx = Index.open(workspace)
+    with Store(workspace) as store:
+        docs, seg_ids = store.delete_customer(customer_id)
+        idx.apply([], seg_ids, store)
+        idx.save()
+        store.compact()
+    return {"documents": len(docs), "segments": len(seg_ids)}

@@ -1,0 +1,212 @@
+"""The signal store: extraction results in an embedded DuckDB database inside the workspace.
+
+Tables: ``documents``, ``segments`` (sentences of each turn or text, with offsets into that unit),
+``signals`` and ``evidence``. A search hit is a segment; it joins to its document's signals
+without loading anything else. Re-storing a document replaces its rows, so there are no duplicates.
+
+>>> import tempfile
+>>> from datetime import datetime, timezone
+>>> from extractor.types import ExtractionResult, Provenance
+>>> res = ExtractionResult(id="d1", customer_id="C1", text="Refund me. Now!",
+...                        provenance=Provenance(version="0", created=datetime.now(timezone.utc)))
+>>> with Store(tempfile.mkdtemp()) as st:
+...     added, removed = st.upsert([res])
+...     [s.text for s in added], st.counts()["segments"]
+(['Refund me.', 'Now!'], 2)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .types import ExtractionResult
+
+log = logging.getLogger(__name__)
+
+STORE_FILE = "store.duckdb"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS documents (doc_id VARCHAR PRIMARY KEY, customer_id VARCHAR, channel VARCHAR,
+    created_at TIMESTAMPTZ, text VARCHAR, n_turns INTEGER);
+CREATE TABLE IF NOT EXISTS segments (seg_id BIGINT PRIMARY KEY, doc_id VARCHAR, turn INTEGER, speaker VARCHAR,
+    role VARCHAR, start INTEGER, "end" INTEGER, text VARCHAR);
+CREATE TABLE IF NOT EXISTS signals (doc_id VARCHAR, sig_idx INTEGER, kind VARCHAR, label VARCHAR, score DOUBLE,
+    confidence DOUBLE, speaker VARCHAR, value VARCHAR, extractor VARCHAR, scope VARCHAR);
+CREATE TABLE IF NOT EXISTS evidence (doc_id VARCHAR, sig_idx INTEGER, turn INTEGER, start INTEGER, "end" INTEGER,
+    text VARCHAR, match VARCHAR);
+CREATE INDEX IF NOT EXISTS segments_doc ON segments (doc_id);
+CREATE INDEX IF NOT EXISTS signals_doc ON signals (doc_id);
+"""
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    seg_id: int
+    doc_id: str
+    turn: int | None
+    speaker: str | None
+    role: str | None
+    start: int
+    end: int
+    text: str
+
+
+def segment_id(doc_id: str, turn: int | None, start: int) -> int:
+    """A stable 63-bit id for a segment (FAISS ids are int64)."""
+    digest = hashlib.blake2b(f"{doc_id}\x00{turn}\x00{start}".encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def segments_of(res: ExtractionResult) -> list[SegmentRow]:
+    """The sentences of every unit (turn, or the text) of a result, with offsets into that unit."""
+    from .segment import sentence_spans
+
+    units = [(None, None, "customer", res.text or "")] if res.turns is None else \
+        [(i, t.speaker, t.role, t.text) for i, t in enumerate(res.turns)]
+    out = []
+    for turn, speaker, role, text in units:
+        for start, end in sentence_spans(text):
+            out.append(SegmentRow(segment_id(res.id, turn, start), res.id, turn, speaker, role, start, end,
+                                  text[start:end]))
+    return out
+
+
+class Store:
+    """One DuckDB file per workspace. Use as a context manager, or call ``close()``."""
+
+    def __init__(self, workspace: str | Path, *, read_only: bool = False):
+        import duckdb
+
+        self.workspace = Path(workspace)
+        self.path = self.workspace / STORE_FILE
+        if not read_only:
+            self.workspace.mkdir(parents=True, exist_ok=True)
+        self.db = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+        if not read_only:
+            self.db.execute(_DDL)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- writing --------------------------------------------------------------------------------------
+    def upsert(self, results: Iterable[ExtractionResult]) -> tuple[list[SegmentRow], list[int]]:
+        """Store ``results``, replacing earlier rows of the same documents.
+
+        Returns the segments added and the ids of the segments removed (for the index to follow)."""
+        results = list(results)
+        removed = self.delete_docs([r.id for r in results])
+        added: list[SegmentRow] = []
+        docs, sigs, evs = [], [], []
+        for r in results:
+            docs.append((r.id, r.customer_id, r.channel, r.created_at, r.text, len(r.turns) if r.turns else None))
+            added += segments_of(r)
+            for i, s in enumerate(r.signals):
+                sigs.append((r.id, i, s.kind, s.label, s.score, s.confidence, s.speaker,
+                             json.dumps(s.value, ensure_ascii=False, default=str) if s.value is not None else None,
+                             s.extractor, s.scope))
+                evs += [(r.id, i, e.turn, e.start, e.end, e.text, e.match) for e in s.evidence]
+        self.db.execute("BEGIN")
+        try:
+            self._insert("documents", docs, 6)
+            self._insert("segments", [tuple(vars(s).values()) for s in added], 8)
+            self._insert("signals", sigs, 10)
+            self._insert("evidence", evs, 7)
+            self.db.execute("COMMIT")
+        except Exception:
+            self.db.execute("ROLLBACK")
+            raise
+        return added, removed
+
+    def _insert(self, table: str, rows: list[tuple], width: int) -> None:
+        if rows:
+            self.db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows)
+
+    def delete_docs(self, doc_ids: list[str]) -> list[int]:
+        """Remove documents and everything of theirs; returns the removed segment ids."""
+        if not doc_ids:
+            return []
+        self.db.execute("CREATE OR REPLACE TEMP TABLE gone AS SELECT unnest(?::VARCHAR[]) AS doc_id", [doc_ids])
+        seg_ids = [r[0] for r in self.db.execute("SELECT seg_id FROM segments JOIN gone USING (doc_id)").fetchall()]
+        for table in ("evidence", "signals", "segments", "documents"):
+            self.db.execute(f"DELETE FROM {table} WHERE doc_id IN (SELECT doc_id FROM gone)")
+        return seg_ids
+
+    def delete_customer(self, customer_id: str) -> tuple[list[str], list[int]]:
+        """Remove every document of ``customer_id``: ``(doc ids, segment ids)`` removed."""
+        docs = [r[0] for r in self.db.execute("SELECT doc_id FROM documents WHERE customer_id = ?",
+                                              [customer_id]).fetchall()]
+        return docs, self.delete_docs(docs)
+
+    def compact(self) -> None:
+        """Rewrite the file so deleted rows leave the disk (DuckDB reuses, not wipes, freed blocks)."""
+        self.db.execute("CHECKPOINT")
+        self.db.execute("VACUUM")
+
+    # -- reading --------------------------------------------------------------------------------------
+    def filter_ids(self, where: str | None) -> list[int] | None:
+        """Segment ids matching ``where`` (the ``--where`` grammar); None when there is no filter."""
+        if not where or not where.strip():
+            return None
+        from .where import parse, to_sql
+
+        cond, params = to_sql(parse(where))
+        sql = f"SELECT s.seg_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
+        return [r[0] for r in self.db.execute(sql, params).fetchall()]
+
+    def segments(self, seg_ids: list[int]) -> dict[int, dict]:
+        """Segment rows joined to their document's customer, channel and date, by segment id."""
+        if not seg_ids:
+            return {}
+        rows = self.db.execute(
+            "SELECT s.seg_id, s.doc_id, s.turn, s.speaker, s.role, s.start, s.\"end\", s.text, d.customer_id, "
+            "d.channel, d.created_at FROM segments s JOIN documents d USING (doc_id) "
+            "WHERE s.seg_id IN (SELECT unnest(?::BIGINT[]))", [list(seg_ids)]).fetchall()
+        keys = ("seg_id", "doc_id", "turn", "speaker", "role", "start", "end", "text", "customer_id", "channel",
+                "created_at")
+        return {r[0]: dict(zip(keys, r)) for r in rows}
+
+    def signals_of(self, doc_ids: list[str]) -> dict[str, list[dict]]:
+        """Each document's document-level signals (kind, label, score, confidence, speaker, value).
+
+        Per-turn and per-speaker sentiments stay in the store (and in the result file), not in hits."""
+        out: dict[str, list[dict]] = {d: [] for d in doc_ids}
+        if not doc_ids:
+            return out
+        rows = self.db.execute("SELECT doc_id, kind, label, score, confidence, speaker, value FROM signals "
+                               "WHERE doc_id IN (SELECT unnest(?::VARCHAR[])) AND scope = 'document' "
+                               "ORDER BY doc_id, sig_idx", [list(doc_ids)]).fetchall()
+        for doc_id, kind, label, score, conf, speaker, value in rows:
+            out[doc_id].append({"kind": kind, "label": label, "score": score, "confidence": conf, "speaker": speaker,
+                                "value": json.loads(value) if value else None})
+        return out
+
+    def all_segments(self) -> list[SegmentRow]:
+        rows = self.db.execute("SELECT seg_id, doc_id, turn, speaker, role, start, \"end\", text FROM segments "
+                               "ORDER BY seg_id").fetchall()
+        return [SegmentRow(*r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        return {t: self.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                for t in ("documents", "segments", "signals", "evidence")}
+
+    def export_parquet(self, directory: str | Path) -> list[Path]:
+        """Every table as ``DIR/<table>.parquet``, for other tools."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for t in ("documents", "segments", "signals", "evidence"):
+            path = out / f"{t}.parquet"
+            self.db.execute(f"COPY {t} TO '{path.as_posix()}' (FORMAT PARQUET)")
+            paths.append(path)
+        return paths
