@@ -149,3 +149,14 @@ def test_cli_search_json_and_bad_filter(workspace):
     assert out["filter"] == "channel=phone" and out["took_ms"] < (time.perf_counter() - t0) * 1000 + 1
     bad = runner.invoke(app, ["search", "x", "--workspace", str(workspace), "--where", "urgency>>0.7"])
     assert bad.exit_code == 2 and "^" in bad.output
+
+
+def test_langchain_retriever_returns_documents_with_hit_metadata(workspace):
+    pytest.importorskip("langchain_core", reason="langchain-core is not installed (the dev extra installs it)")
+    from extractor.retriever import SignalsRetriever
+
+    docs = SignalsRetriever(workspace=str(workspace), where="channel=chat", k=4).invoke("refund for a double charge")
+    assert len(docs) == 4
+    for d in docs:
+        assert d.metadata["channel"] == "chat" and d.metadata["doc_id"] and "segment_id" in d.metadata
+        assert isinstance(d.page_content, str) and d.page_content
