@@ -74,6 +74,7 @@ class SentenceTransformerEmbedder:
     def __init__(self, name_or_path: str | None = None, device: str = "cpu", cache_size: int = 50_000):
         set_offline()
         self.model_id, path = resolve_encoder(name_or_path)
+        self.path = Path(path)
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 

@@ -112,8 +112,10 @@ class Index:
         """The query/segment encoder, loaded on first use (keyword search never loads it)."""
         if self._embedder is None:
             from .embed import load_embedder
+            from .query_encoder import DIR, OnnxQueryEncoder
 
-            emb = load_embedder()
+            fast = OnnxQueryEncoder.load(self.root / DIR)  # starts in a fraction of a second
+            emb = fast if fast is not None and fast.model_id == self.embedder_id else load_embedder()
             if emb.model_id != self.embedder_id or emb.dim != self.dim:
                 raise ConfigError(f"The index in {self.root} was built with {self.embedder_id} ({self.dim}-d) but "
                                   f"the embedder is {emb.model_id} ({emb.dim}-d); rebuild it with "
@@ -173,9 +175,13 @@ class Index:
             os.fsync(fh.fileno())
         os.replace(pointer, self.root / "CURRENT")
         _fsync_dir(self.root)
+        from .query_encoder import DIR, export
+
         for old in self.root.iterdir():  # earlier versions (and leftovers of crashed saves)
-            if old.is_dir() and old.name != name:
+            if old.is_dir() and old.name not in (name, DIR):
                 shutil.rmtree(old, ignore_errors=True)
+        if self._embedder is not None and hasattr(self._embedder, "_model"):
+            export(self._embedder, self.root / DIR)
         return self.root / name
 
     def _manifest(self) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -30,11 +31,19 @@ def results_file(pipeline, sample_docs, tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def workspace(results_file, pipeline, tmp_path):
-    ws = tmp_path / "ws"
+@pytest.fixture(scope="module")
+def built(results_file, pipeline, tmp_path_factory):
+    ws = tmp_path_factory.mktemp("built") / "ws"
     index_results(ws, [str(results_file)], embedder=pipeline.local.embedder)
     return ws
+
+
+@pytest.fixture
+def workspace(built, tmp_path):
+    """A fresh copy of the built workspace for each test (some tests delete or crash)."""
+    import shutil
+
+    return Path(shutil.copytree(built, tmp_path / "ws"))
 
 
 def test_build_stores_every_document_and_indexes_every_segment(workspace, results_file):
@@ -160,3 +169,16 @@ def test_langchain_retriever_returns_documents_with_hit_metadata(workspace):
     for d in docs:
         assert d.metadata["channel"] == "chat" and d.metadata["doc_id"] and "segment_id" in d.metadata
         assert isinstance(d.page_content, str) and d.page_content
+
+
+def test_queries_use_the_onnx_export_with_the_same_vectors(workspace, pipeline):
+    from extractor.query_encoder import DIR, OnnxQueryEncoder
+
+    fast = OnnxQueryEncoder.load(workspace / "index" / DIR)
+    assert fast is not None, "index build exports the query encoder (onnx + onnxruntime are dependencies)"
+    texts = ["Where is my parcel? It was due on Monday.", "最悪のサービス", "refund"]
+    ref = pipeline.local.embedder.encode(texts)
+    assert ((fast.encode(texts) * ref).sum(1) > 0.9999).all()
+    idx = Index.open(workspace)
+    idx.search("parcel late", k=1, mode="vector")
+    assert isinstance(idx.embedder, OnnxQueryEncoder) and idx.embedder.model_id == pipeline.local.embedder.model_id
