@@ -79,6 +79,8 @@ def extract(
     cache: Annotated[bool, typer.Option(help="Cache LLM replies under the workspace.", rich_help_panel="LLM")] = True,
     pack: Annotated[int, typer.Option(help="Pack up to N short plain texts (reviews, survey answers) into one "
                                            "LLM call.", min=1, rich_help_panel="LLM")] = 1,
+    index: Annotated[bool, typer.Option("--index", help="Also store the results in the workspace and add them to "
+                                                        "its search index (as `signals index add OUT`).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract intent, sentiment, urgency and constraints, each with evidence, from every document."""
@@ -105,6 +107,14 @@ def extract(
     except SignalsError as exc:
         _fail(exc)
     summary_table(summary)
+    if index and summary.n_ok:
+        from .index import index_results
+
+        embedder = pipe.local.embedder if pipe.mode != "llm" and pipe.model_spec is None else None
+        try:
+            typer.echo(json.dumps({"indexed": index_results(workspace, [str(out)], embedder=embedder)}))
+        except SignalsError as exc:
+            _fail(exc)
     if summary.n_in == 0:
         typer.secho("error: no documents were read: check the input paths and formats.", err=True, fg="red")
         raise typer.Exit(1)

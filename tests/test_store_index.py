@@ -182,3 +182,16 @@ def test_queries_use_the_onnx_export_with_the_same_vectors(workspace, pipeline):
     idx = Index.open(workspace)
     idx.search("parcel late", k=1, mode="vector")
     assert isinstance(idx.embedder, OnnxQueryEncoder) and idx.embedder.model_id == pipeline.local.embedder.model_id
+
+
+def test_extract_with_index_lands_in_the_store_and_is_searchable(tmp_path):
+    from .conftest import SAMPLE
+
+    ws = tmp_path / "ws"
+    res = runner.invoke(app, ["extract", str(SAMPLE / "reviews.jsonl"), "--out", str(tmp_path / "o.jsonl"),
+                              "--catalog", str(SAMPLE / "catalog.yaml"), "--workspace", str(ws), "--index"])
+    assert res.exit_code == 0, res.output
+    with Store(ws, read_only=True) as st:
+        assert st.counts()["documents"] == 32
+    hits = Index.open(ws).search("battery", k=3, where="channel=review").hits
+    assert len(hits) == 3 and all(h.channel == "review" for h in hits)
