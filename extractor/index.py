@@ -269,26 +269,30 @@ class Index:
         if k < 1:
             raise ConfigError(f"-k must be at least 1, not {k}")
         t0 = time.perf_counter()
-        own = store is None
-        store = store or Store(self.workspace, read_only=True)
-        try:
-            allowed = store.filter_ids(where)
-            pool = k if mode == "vector" else max(4 * k, 50)
-            ranked, strategy = [], "none"
-            if mode != "keyword":
-                vec, strategy = self._vector_rank(query, allowed, pool)
-                ranked.append((weights[0], vec))
-            if mode != "vector":
-                ranked.append((weights[1], self._keyword_rank(query, allowed, pool)))
-                strategy = f"{strategy}+bm25" if mode == "hybrid" else "bm25"
-            scores = _fuse(ranked) if mode == "hybrid" else dict(ranked[0][1])
-            top = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
-            hits = self._hits(top, store)
-        finally:
-            if own:
-                store.close()
+        store = store or self._reader()
+        allowed = store.filter_ids(where)
+        pool = k if mode == "vector" else max(4 * k, 50)
+        ranked, strategy = [], "none"
+        if mode != "keyword":
+            vec, strategy = self._vector_rank(query, allowed, pool)
+            ranked.append((weights[0], vec))
+        if mode != "vector":
+            ranked.append((weights[1], self._keyword_rank(query, allowed, pool)))
+            strategy = f"{strategy}+bm25" if mode == "hybrid" else "bm25"
+        scores = _fuse(ranked) if mode == "hybrid" else dict(ranked[0][1])
+        top = sorted(scores.items(), key=lambda kv: -kv[1])[:k]
+        hits = self._hits(top, store)
         return SearchResult(hits, (time.perf_counter() - t0) * 1000, where, mode, strategy,
                             None if allowed is None else len(allowed))
+
+    def _reader(self) -> Store:
+        """The process's read-only store connection for this workspace (opening one costs ~80 ms).
+
+        It sees the store as it was when opened; writes through this package close it first."""
+        key = self.workspace.resolve()
+        if key not in _READERS:
+            _READERS[key] = Store(self.workspace, read_only=True)
+        return _READERS[key]
 
     def _vector_rank(self, query: str, allowed: list[int] | None, pool: int) -> tuple[list[tuple[int, float]], str]:
         import faiss
@@ -348,6 +352,16 @@ class Index:
         return {**(self.manifest or self._manifest()), "workspace": str(self.workspace)}
 
 
+_READERS: dict[Path, Store] = {}  # one read-only connection per workspace, closed before any write
+
+
+def close_readers(workspace: str | Path) -> None:
+    """Close this process's read-only connection to ``workspace`` (DuckDB will not open a writer beside it)."""
+    store = _READERS.pop(Path(workspace).resolve(), None)
+    if store is not None:
+        store.close()
+
+
 def _fuse(ranked: list[tuple[float, list[tuple[int, float]]]]) -> dict[int, float]:
     """Reciprocal rank fusion: sum of weight / (60 + rank) over the rankings an id appears in."""
     out: dict[int, float] = {}
@@ -361,6 +375,7 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
     """Store the results in ``paths`` (JSONL or Parquet from ``signals extract``) and index them."""
     from .io import read_results
 
+    close_readers(workspace)
     if rebuild:
         shutil.rmtree(Path(workspace) / INDEX_DIR, ignore_errors=True)
         (Path(workspace) / "store.duckdb").unlink(missing_ok=True)
@@ -379,6 +394,7 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
 
 def forget_customer(workspace: str | Path, customer_id: str) -> dict[str, int]:
     """Remove a customer's documents from the store, their vectors and keyword entries from the index."""
+    close_readers(workspace)
     idx = Index.open(workspace)
     with Store(workspace) as store:
         docs, seg_ids = store.delete_customer(customer_id)
