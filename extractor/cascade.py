@@ -111,7 +111,8 @@ def llm_stage(pipe, docs: list, local: list | None) -> list:
 
     if local is None:
         todo = [i for i, d in enumerate(docs) if _has_customer_text(d)]
-        results: list = [None if i in set(todo) else _no_customer_text(d) for i, d in enumerate(docs)]
+        wanted = set(todo)
+        results: list = [None if i in wanted else _no_customer_text(d) for i, d in enumerate(docs)]
     else:
         results = list(local)
         todo = [i for i, r in enumerate(local) if isinstance(r, ExtractionResult)

@@ -218,7 +218,6 @@ class Pipeline:
     def _local_batch(self, docs: Sequence[Document]) -> list[ExtractionResult | Reject]:
         if not docs:
             return []
-        docs = [_with_roles(d) for d in docs]
         empty = {i for i, d in enumerate(docs) if not _has_customer_text(d)}
         if empty:
             todo = [d for i, d in enumerate(docs) if i not in empty]
