@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .ingest.results import fsync_dir
 from .store import SegmentRow, Store
 
 log = logging.getLogger(__name__)
@@ -84,12 +85,10 @@ def _bm25s():
     return bm25s
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _check_embedder(root: Path, built_id: str, built_dim: int, emb) -> None:
+    if emb.model_id != built_id or emb.dim != built_dim:
+        raise ConfigError(f"The index in {root} was built with {built_id} ({built_dim}-d) but the embedder is "
+                          f"{emb.model_id} ({emb.dim}-d); rebuild it with `signals index build`.")
 
 
 class Index:
@@ -116,10 +115,7 @@ class Index:
 
             fast = OnnxQueryEncoder.load(self.root / DIR)  # starts in a fraction of a second
             emb = fast if fast is not None and fast.model_id == self.embedder_id else load_embedder()
-            if emb.model_id != self.embedder_id or emb.dim != self.dim:
-                raise ConfigError(f"The index in {self.root} was built with {self.embedder_id} ({self.dim}-d) but "
-                                  f"the embedder is {emb.model_id} ({emb.dim}-d); rebuild it with "
-                                  "`signals index build`.")
+            _check_embedder(self.root, self.embedder_id, self.dim, emb)
             self._embedder = emb
         return self._embedder
 
@@ -141,10 +137,8 @@ class Index:
             return cls(workspace, embedder or load_embedder())
         version = root / current.read_text("utf-8").strip()
         manifest = json.loads((version / "manifest.json").read_text("utf-8"))
-        if embedder is not None and (manifest["embedder"] != embedder.model_id or manifest["dim"] != embedder.dim):
-            raise ConfigError(f"The index in {root} was built with {manifest['embedder']} ({manifest['dim']}-d) but "
-                              f"the embedder is {embedder.model_id} ({embedder.dim}-d); rebuild it with "
-                              "`signals index build`.")
+        if embedder is not None:
+            _check_embedder(root, manifest["embedder"], manifest["dim"], embedder)
         idx = cls(workspace, embedder, embedder_id=manifest["embedder"], dim=manifest["dim"])
         idx.vectors = faiss.read_index(str(version / "vectors.faiss"))
         idx.manifest = manifest
@@ -167,14 +161,14 @@ class Index:
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
         os.replace(tmp, self.root / name)
-        _fsync_dir(self.root)
+        fsync_dir(self.root / name)  # fsyncs the directory holding it: self.root
         pointer = self.root / ".CURRENT.tmp"
         with pointer.open("w", encoding="utf-8") as fh:
             fh.write(name)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(pointer, self.root / "CURRENT")
-        _fsync_dir(self.root)
+        fsync_dir(self.root / "CURRENT")
         from .query_encoder import DIR, export
 
         for old in self.root.iterdir():  # earlier versions (and leftovers of crashed saves)

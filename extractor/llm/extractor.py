@@ -165,14 +165,7 @@ class LLMExtractor:
                            "document after the prompt and the reply; use a model with a larger context or a "
                            "smaller taxonomy.")
         chunks = chunk_document(doc, budget=budget, count=self.backend.count_tokens)
-        per_chunk = []
-        for chunk in chunks:
-            reply = self._ask(chunk, usage)
-            grounding: Counter = Counter()
-            per_chunk.append(reply_signals(reply, chunk, self._ground(chunk, grounding), self.id,
-                                           self.backend.model_id))
-            usage.ungrounded += grounding["dropped"]
-            self.tally.add(Usage(), grounding)
+        per_chunk = [self.grounded_signals(self._ask(chunk, usage), chunk, usage, self.id) for chunk in chunks]
         usage.chunks = len(chunks)
         return merge_chunks(per_chunk)
 
@@ -253,6 +246,14 @@ class LLMExtractor:
             raise BudgetExceeded(f"the token budget of {self.budget} is spent ({self.tally.tokens} used)")
 
     # -- grounding ------------------------------------------------------------------------------------
+    def grounded_signals(self, reply: Any, chunk: Chunk, usage: Usage, extractor: str) -> list[Signal]:
+        """The signals of one validated reply whose quotes are found in ``chunk``; the rest are counted."""
+        grounding: Counter = Counter()
+        signals = reply_signals(reply, chunk, self._ground(chunk, grounding), extractor, self.backend.model_id)
+        usage.ungrounded += grounding["dropped"]
+        self.tally.add(Usage(), grounding)
+        return signals
+
     def _ground(self, chunk: Chunk, counts: Counter):
         """A function quote, turn → Evidence (or None, counted as dropped) for this chunk."""
         units = [(i, p.text) for i, p in enumerate(chunk.pieces)]

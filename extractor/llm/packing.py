@@ -13,13 +13,12 @@ how many documents shared the call), so run totals stay exact.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from typing import Any
 
 from ..types import Document, Usage
 from .chunk import chunk_document, pack
 from .prompts import load_prompt, render_pack
-from .signals import merge_chunks, reply_signals
+from .signals import merge_chunks
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +63,6 @@ def extract_pack(ex, docs: list[Document], usages: list[Usage]) -> list[list]:
     items = {item.ref: item for item in reply.documents}
     out = []
     for ref, chunk, usage in zip(refs, chunks, usages):
-        grounding: Counter = Counter()
-        signals = reply_signals(items[ref], chunk, ex._ground(chunk, grounding), f"llm:{prompt.id}",
-                                ex.backend.model_id)
-        usage.ungrounded += grounding["dropped"]
-        usage.chunks = 1
-        usage.packed = len(docs)
-        ex.tally.add(Usage(), grounding)
-        out.append(merge_chunks([signals]))
+        usage.chunks, usage.packed = 1, len(docs)
+        out.append(merge_chunks([ex.grounded_signals(items[ref], chunk, usage, f"llm:{prompt.id}")]))
     return out
