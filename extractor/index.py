@@ -288,13 +288,22 @@ class Index:
             _READERS[key] = Store(self.workspace, read_only=True)
         return _READERS[key]
 
-    def _vector_rank(self, query: str, allowed: list[int] | None, pool: int) -> tuple[list[tuple[int, float]], str]:
+    def _vector_rank(self, query: str, allowed: np.ndarray | None, pool: int) -> tuple[list[tuple[int, float]], str]:
+        if int(self.vectors.ntotal) == 0 or (allowed is not None and not len(allowed)):
+            return [], "empty"  # no need to load the encoder
+        return self.rank_vector(np.asarray(self.embedder.encode([query]), dtype=np.float32)[0], allowed, pool)
+
+    def rank_vector(self, qvec: np.ndarray, allowed: list[int] | np.ndarray | None,
+                    pool: int) -> tuple[list[tuple[int, float]], str]:
+        """The ``pool`` nearest segment ids to a normalised query vector among ``allowed`` (None: all).
+
+        Returns ``[(segment_id, score)]`` best first and the strategy used (``--explain`` shows it)."""
         import faiss
 
         n = int(self.vectors.ntotal)
-        if n == 0 or (allowed is not None and not allowed):
+        if n == 0 or (allowed is not None and not len(allowed)):
             return [], "empty"
-        q = np.asarray(self.embedder.encode([query]), dtype=np.float32)
+        q = np.asarray(qvec, dtype=np.float32).reshape(1, -1)
         if allowed is not None and len(allowed) <= EXACT_SCAN_BELOW:
             return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool), "exact-scan"
         params = None

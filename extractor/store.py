@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from .types import ExtractionResult
 
 log = logging.getLogger(__name__)
@@ -154,15 +156,15 @@ class Store:
         self.db.execute("VACUUM")
 
     # -- reading --------------------------------------------------------------------------------------
-    def filter_ids(self, where: str | None) -> list[int] | None:
-        """Segment ids matching ``where`` (the ``--where`` grammar); None when there is no filter."""
+    def filter_ids(self, where: str | None) -> np.ndarray | None:
+        """Segment ids (int64 array) matching ``where`` (the ``--where`` grammar); None without a filter."""
         if not where or not where.strip():
             return None
         from .where import parse, to_sql
 
         cond, params = to_sql(parse(where))
         sql = f"SELECT s.seg_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
-        return [r[0] for r in self.db.execute(sql, params).fetchall()]
+        return self.db.execute(sql, params).fetchnumpy()["seg_id"].astype(np.int64)
 
     def segments(self, seg_ids: list[int]) -> dict[int, dict]:
         """Segment rows joined to their document's customer, channel and date, by segment id."""
@@ -171,7 +173,7 @@ class Store:
         rows = self.db.execute(
             "SELECT s.seg_id, s.doc_id, s.turn, s.speaker, s.role, s.start, s.\"end\", s.text, d.customer_id, "
             "d.channel, d.created_at FROM segments s JOIN documents d USING (doc_id) "
-            "WHERE s.seg_id IN (SELECT unnest(?::BIGINT[]))", [list(seg_ids)]).fetchall()
+            "WHERE s.seg_id IN (SELECT unnest(?::BIGINT[]))", [[int(i) for i in seg_ids]]).fetchall()
         keys = ("seg_id", "doc_id", "turn", "speaker", "role", "start", "end", "text", "customer_id", "channel",
                 "created_at")
         return {r[0]: dict(zip(keys, r)) for r in rows}

@@ -99,7 +99,7 @@ def test_deleting_a_customer_removes_rows_vectors_and_keywords(workspace, sample
     for mode in ("vector", "keyword", "hybrid"):
         assert not any(h.customer_id == "C001" for h in idx.search(phrase, k=50, mode=mode).hits)
     with Store(workspace, read_only=True) as st:
-        assert st.filter_ids("customer_id=C001") == []
+        assert len(st.filter_ids("customer_id=C001")) == 0
         assert st.db.execute("SELECT COUNT(*) FROM documents WHERE customer_id = 'C001'").fetchone()[0] == 0
     assert idx.vectors.ntotal == len(idx.bm25_ids)
 
