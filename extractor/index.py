@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .keyword import KeywordIndex
 from .ingest.results import fsync_dir
 from .store import SegmentRow, Store
 
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
-FORMAT = "signals-index/1"
+FORMAT = "signals-index/2"  # /2: keyword arrays read with numpy (no bm25s at query time)
 HNSW_ABOVE = 200_000  # segments; below this an exact IndexFlatIP is fast enough and has recall 1
 EXACT_SCAN_BELOW = 20_000  # filter matches; below this, score just those vectors exactly
 MODES = ("vector", "keyword", "hybrid")
@@ -77,14 +78,6 @@ class SearchResult:
                 "mode": self.mode, "strategy": self.strategy, "n_matching": self.n_matching}
 
 
-def _bm25s():
-    """bm25s, with its logger quietened (it sets its own level to DEBUG on import)."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
 def _check_embedder(root: Path, built_id: str, built_dim: int, emb) -> None:
     if emb.model_id != built_id or emb.dim != built_dim:
         raise ConfigError(f"The index in {root} was built with {built_id} ({built_dim}-d) but the embedder is "
@@ -102,8 +95,7 @@ class Index:
         self.embedder_id = embedder_id or self.embedder.model_id
         self.dim = int(dim or self.embedder.dim)
         self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
-        self.bm25 = None
-        self.bm25_ids = np.zeros(0, dtype=np.int64)
+        self.keywords = KeywordIndex.empty()
         self.manifest: dict[str, Any] = {}
 
     @property
@@ -137,12 +129,15 @@ class Index:
             return cls(workspace, embedder or load_embedder())
         version = root / current.read_text("utf-8").strip()
         manifest = json.loads((version / "manifest.json").read_text("utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ConfigError(f"The index in {root} has format {manifest.get('format')!r}, this version reads "
+                              f"{FORMAT!r}; rebuild it with `signals index build RESULTS...`.")
         if embedder is not None:
             _check_embedder(root, manifest["embedder"], manifest["dim"], embedder)
         idx = cls(workspace, embedder, embedder_id=manifest["embedder"], dim=manifest["dim"])
         idx.vectors = faiss.read_index(str(version / "vectors.faiss"))
         idx.manifest = manifest
-        idx._load_bm25(version)
+        idx.keywords = KeywordIndex.load(version)
         return idx
 
     def save(self) -> Path:
@@ -154,7 +149,7 @@ class Index:
         tmp = self.root / f".{name}.tmp"
         tmp.mkdir()
         faiss.write_index(self.vectors, str(tmp / "vectors.faiss"))
-        self._save_bm25(tmp)
+        self.keywords.save(tmp)
         (tmp / "manifest.json").write_text(json.dumps(self._manifest(), indent=2), "utf-8")
         for f in tmp.rglob("*"):
             if f.is_file():
@@ -179,7 +174,8 @@ class Index:
         return self.root / name
 
     def _manifest(self) -> dict[str, Any]:
-        bm25s = _bm25s()
+        from importlib.metadata import version
+
         import faiss
 
         base = self.vectors.index if hasattr(self.vectors, "index") else self.vectors
@@ -188,21 +184,9 @@ class Index:
         self.manifest = {"format": FORMAT, "embedder": self.embedder_id, "dim": self.dim,
                          "count": int(self.vectors.ntotal), "index_type": kind, "params": params,
                          "metric": "inner_product (normalised vectors: cosine)", "hnsw_above": self.hnsw_above,
-                         "bm25_count": int(len(self.bm25_ids)), "built": datetime.now(timezone.utc).isoformat(),
-                         "versions": {"faiss": faiss.__version__, "bm25s": bm25s.__version__}}
+                         "bm25_count": len(self.keywords), "built": datetime.now(timezone.utc).isoformat(),
+                         "versions": {"faiss": faiss.__version__, "bm25s": version("bm25s")}}
         return self.manifest
-
-    def _save_bm25(self, directory: Path) -> None:
-        np.save(directory / "bm25_ids.npy", self.bm25_ids)
-        if self.bm25 is not None:
-            self.bm25.save(str(directory / "bm25"), show_progress=False)
-
-    def _load_bm25(self, directory: Path) -> None:
-        bm25s = _bm25s()
-
-        self.bm25_ids = np.load(directory / "bm25_ids.npy")
-        if (directory / "bm25").exists():
-            self.bm25 = bm25s.BM25.load(str(directory / "bm25"), show_progress=False)
 
     # -- building -------------------------------------------------------------------------------------
     def apply(self, added: list[SegmentRow], removed: list[int], store: Store) -> None:
@@ -245,14 +229,7 @@ class Index:
         self.vectors = wrapped
 
     def _rebuild_bm25(self, segments: list[SegmentRow]) -> None:
-        bm25s = _bm25s()
-
-        self.bm25_ids = np.asarray([s.seg_id for s in segments], dtype=np.int64)
-        if not segments:
-            self.bm25 = None
-            return
-        self.bm25 = bm25s.BM25()
-        self.bm25.index(bm25s.tokenize([s.text for s in segments], show_progress=False), show_progress=False)
+        self.keywords = KeywordIndex.build([s.text for s in segments], [s.seg_id for s in segments])
 
     # -- searching ------------------------------------------------------------------------------------
     def search(self, query: str, *, where: str | None = None, k: int = 10, mode: str = "hybrid",
@@ -324,19 +301,8 @@ class Index:
         order = np.argsort(-scores)[:pool]
         return [(int(ids[i]), float(scores[i])) for i in order]
 
-    def _keyword_rank(self, query: str, allowed: list[int] | None, pool: int) -> list[tuple[int, float]]:
-        bm25s = _bm25s()
-
-        if self.bm25 is None or not len(self.bm25_ids):
-            return []
-        tokens = bm25s.tokenize([query], return_ids=False, show_progress=False)[0]
-        if not tokens:
-            return []
-        mask = None if allowed is None else np.isin(self.bm25_ids, np.asarray(allowed, dtype=np.int64))
-        scores = self.bm25.get_scores(tokens, weight_mask=mask.astype(np.float32) if mask is not None else None)
-        hits = np.flatnonzero(scores > 0)
-        order = hits[np.argsort(-scores[hits])][:pool]
-        return [(int(self.bm25_ids[i]), float(scores[i])) for i in order]
+    def _keyword_rank(self, query: str, allowed: np.ndarray | None, pool: int) -> list[tuple[int, float]]:
+        return self.keywords.rank(query, allowed, pool)
 
     def _hits(self, top: list[tuple[int, float]], store: Store) -> list[Hit]:
         rows = store.segments([i for i, _ in top])

@@ -51,7 +51,7 @@ def test_build_stores_every_document_and_indexes_every_segment(workspace, result
     with Store(workspace, read_only=True) as st:
         counts = st.counts()
     idx = Index.open(workspace)
-    assert counts["documents"] == n_docs and counts["segments"] == idx.vectors.ntotal == len(idx.bm25_ids)
+    assert counts["documents"] == n_docs and counts["segments"] == idx.vectors.ntotal == len(idx.keywords)
     m = idx.stats()
     assert m["embedder"].endswith("all-MiniLM-L6-v2") and m["dim"] == 384 and m["count"] == counts["segments"]
     assert m["index_type"] == "IndexFlatIP" and m["versions"]["faiss"]
@@ -101,7 +101,7 @@ def test_deleting_a_customer_removes_rows_vectors_and_keywords(workspace, sample
     with Store(workspace, read_only=True) as st:
         assert len(st.filter_ids("customer_id=C001")) == 0
         assert st.db.execute("SELECT COUNT(*) FROM documents WHERE customer_id = 'C001'").fetchone()[0] == 0
-    assert idx.vectors.ntotal == len(idx.bm25_ids)
+    assert idx.vectors.ntotal == len(idx.keywords)
 
 
 _CRASH = """
