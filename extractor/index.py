@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
-from .keyword import KeywordIndex
 from .ingest.results import fsync_dir
+from .keyword import KeywordIndex
 from .store import SegmentRow, Store
 
 log = logging.getLogger(__name__)

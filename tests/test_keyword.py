@@ -15,7 +15,8 @@ DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
 def _texts() -> list[str]:
     rows = [json.loads(line) for line in (DATA / "reviews.jsonl").read_text("utf-8").splitlines() if line.strip()]
-    extra = ["Order #A-4412 was charged twice 😡", "退款 refund refund refund", "café cafe\u0301 CAFÉ", "", "the and of"]
+    extra = ["Order #A-4412 was charged twice 😡", "退款 refund refund refund", "café cafe\u0301 CAFÉ", "",
+             "the and of"]
     return [r["text"] for r in rows] + extra
 
 
