@@ -42,8 +42,8 @@ def extract(
     model: Annotated[Path | None, typer.Option(help="Model directory made by `signals train`.")] = None,
     catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML: products: [{name, aliases}].")] = None,
     encoder: Encoder = None,
-    workspace: Annotated[Path, typer.Option(help="Directory for persistent state (the LLM cache; store/index later).")
-                         ] = Path(".signals"),
+    workspace: Annotated[Path, typer.Option(help="Workspace: LLM cache, store, index, profiles (opted-out customers "
+                                                 "are skipped), audit log.")] = Path(".signals"),
     text_field: Annotated[str, typer.Option(help="Field holding the text.")] = "text",
     id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
     customer_field: Annotated[str, typer.Option(help="Field holding the customer id.")] = "customer_id",
@@ -98,14 +98,24 @@ def extract(
                      cache=cache, max_repairs=max_repairs, budget=max_tokens_budget, threshold=cascade_threshold,
                      pack=pack,
                      backend_options=options) if mode != "local" else None
+    from . import audit, outputs
+    from .profiles import opted_out_markers
+
     try:
         pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model, mode=mode,
                         llm=llm)
+        outputs.register(workspace, out)  # before the first row is written: `signals forget` must reach it
         with progress("extracting") as update:
             summary = pipe.run(inputs, out, fields=fields, fmt=fmt, encoding=encoding, resume=resume,
-                               batch_size=batch_size, on_progress=update)
+                               batch_size=batch_size, on_progress=update, opted_out=opted_out_markers(workspace))
     except SignalsError as exc:
         _fail(exc)
+    prov = pipe.provenance()
+    audit.record(workspace, "extract", inputs=[{"sha256": audit.file_digest(i)} for i in inputs], mode=mode,
+                 models=prov.models, version=prov.version, taxonomy=prov.taxonomy,
+                 counts=summary.model_dump(include={"n_in", "n_ok", "n_rejected", "n_opted_out", "n_resumed",
+                                                    "model_calls", "cache_hits", "prompt_tokens",
+                                                    "completion_tokens"}))
     summary_table(summary)
     if index and summary.n_ok:
         from .index import index_results
@@ -283,12 +293,12 @@ def index_stats(workspace: Workspace = Path(".signals")) -> None:
     typer.echo(json.dumps(stats, indent=2, default=str))
 
 
-@index_app.command("delete")
+@index_app.command("delete", hidden=True)
 def index_delete(
     customer: Annotated[str, typer.Option(help="Remove every document of this customer id.")],
     workspace: Workspace = Path(".signals"),
 ) -> None:
-    """Remove a customer's documents, segments, signals, vectors and keyword entries."""
+    """Same as `signals forget` (kept for scripts written before it)."""
     from .index import forget_customer
 
     try:
@@ -346,3 +356,8 @@ def main() -> None:  # pragma: no cover - console entry for `python -m extractor
     except SignalsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
+
+
+from .cli_customers import register as _register_customer_commands  # noqa: E402 (after app's own commands)
+
+_register_customer_commands(app)

@@ -257,13 +257,7 @@ class Index:
                             None if allowed is None else len(allowed))
 
     def _reader(self) -> Store:
-        """The process's read-only store connection for this workspace (opening one costs ~80 ms).
-
-        It sees the store as it was when opened; writes through this package close it first."""
-        key = self.workspace.resolve()
-        if key not in _READERS:
-            _READERS[key] = Store(self.workspace, read_only=True)
-        return _READERS[key]
+        return _reader_for(self.workspace)
 
     def _vector_rank(self, query: str, allowed: np.ndarray | None, pool: int) -> tuple[list[tuple[int, float]], str]:
         if int(self.vectors.ntotal) == 0 or (allowed is not None and not len(allowed)):
@@ -324,6 +318,16 @@ class Index:
 _READERS: dict[Path, Store] = {}  # one read-only connection per workspace, closed before any write
 
 
+def _reader_for(workspace: str | Path) -> Store:
+    """The process's read-only store connection for a workspace (opening one costs ~80 ms).
+
+    It sees the store as it was when opened; writes through this package close it first."""
+    key = Path(workspace).resolve()
+    if key not in _READERS:
+        _READERS[key] = Store(workspace, read_only=True)
+    return _READERS[key]
+
+
 def close_readers(workspace: str | Path) -> None:
     """Close this process's read-only connection to ``workspace`` (DuckDB will not open a writer beside it)."""
     store = _READERS.pop(Path(workspace).resolve(), None)
@@ -347,27 +351,37 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
     close_readers(workspace)
     if rebuild:
         shutil.rmtree(Path(workspace) / INDEX_DIR, ignore_errors=True)
-        (Path(workspace) / "store.duckdb").unlink(missing_ok=True)
+        if (Path(workspace) / "store.duckdb").exists():
+            with Store(workspace) as store:  # profiles, state history and overrides stay
+                store.clear_documents()
+    from . import audit
+    from .state import bump_versions
+    from .store import is_opted_out
+
     idx = Index.open(workspace, embedder)
-    n_docs = 0
+    n_docs = n_skipped = 0
+    bumped: dict[str, int] = {}
     with Store(workspace) as store:
+        markers = store.opted_out()
         for path in paths:
             results = list(read_results(path))
-            added, removed = store.upsert(results)
-            idx.apply(added, removed, store)
             n_docs += len(results)
+            kept = [r for r in results if not is_opted_out(r.customer_id, markers)]
+            n_skipped += len(results) - len(kept)
+            added, removed = store.upsert(kept)
+            idx.apply(added, removed, store)
+            bumped.update(bump_versions(store, [r.customer_id for r in kept]))
         idx.save()
         counts = store.counts()
-    return {"documents_read": n_docs, **counts, "vectors": int(idx.vectors.ntotal)}
+    out = {"documents_read": n_docs, "opted_out_skipped": n_skipped, **counts, "vectors": int(idx.vectors.ntotal),
+           "customers_updated": len(bumped)}
+    audit.record(workspace, "index", inputs=[{"sha256": audit.file_digest(p)} for p in paths], rebuild=rebuild,
+                 embedder=idx.embedder_id, counts=out)
+    return {**out, "versions": bumped}
 
 
 def forget_customer(workspace: str | Path, customer_id: str) -> dict[str, int]:
-    """Remove a customer's documents from the store, their vectors and keyword entries from the index."""
-    close_readers(workspace)
-    idx = Index.open(workspace)
-    with Store(workspace) as store:
-        docs, seg_ids = store.delete_customer(customer_id)
-        idx.apply([], seg_ids, store)
-        idx.save()
-        store.compact()
-    return {"documents": len(docs), "segments": len(seg_ids)}
+    """Erase a customer from the workspace (see ``extractor.forget``)."""
+    from .forget import forget
+
+    return forget(workspace, customer_id)

@@ -252,13 +252,18 @@ class Pipeline:
     # -- batch run -------------------------------------------------------------------------------------
     def run(self, inputs: Sequence[str], out: str | Path, *, fields=None, fmt: str | None = None,
             encoding: str = "utf-8", resume: bool = True, batch_size: int = DEFAULT_BATCH,
-            on_progress: Callable[[int, int], None] | None = None) -> RunSummary:
+            on_progress: Callable[[int, int], None] | None = None,
+            opted_out: set[str] | frozenset[str] = frozenset()) -> RunSummary:
         """Extract every document of ``inputs`` into ``out`` (JSONL, or Parquet by extension).
 
         Rejected rows go to ``OUT.rejects.jsonl``; a summary to ``OUT.summary.json``. With
         ``resume`` (default) documents already in ``out`` are skipped, so a crashed run restarts
         where it stopped, without duplicates. ``on_progress(n_done, n_rejected)`` is called per batch.
+        Documents of customers in ``opted_out`` (markers from ``Store.opted_out``) are counted and
+        skipped: nothing of theirs is extracted, cached or written.
         """
+        from .store import is_opted_out
+
         from .io import (
             DocumentReader,
             FieldMap,
@@ -286,6 +291,9 @@ class Pipeline:
                 for item in batch:
                     if isinstance(item, Reject):
                         tally.rejected(item, rejects, key=f"{item.source}:{item.line}")
+                    elif is_opted_out(item.customer_id, opted_out):
+                        tally.n_in += 1
+                        tally.n_opted_out += 1
                     elif item.id in sink.done_ids:
                         tally.resumed()
                     else:
@@ -348,10 +356,10 @@ def _no_customer_text(doc: Document) -> Reject:
 
 
 class _Tally:
-    """Counts of one run; every item read is exactly one of ok, resumed (also ok) or rejected."""
+    """Counts of one run; every item read is exactly one of ok (resumed ones too), rejected or opted out."""
 
     def __init__(self) -> None:
-        self.n_in = self.n_ok = self.n_rej = self.n_resumed = 0
+        self.n_in = self.n_ok = self.n_rej = self.n_resumed = self.n_opted_out = 0
         self.counts: dict[str, Counter] = {"intent": Counter(), "sentiment": Counter(), "urgency": Counter()}
         self.reasons: Counter = Counter()
         self.usage: Counter = Counter()
@@ -386,6 +394,7 @@ class _Tally:
     def summary(self, seconds: float, out: Path, rejects: Path) -> RunSummary:
         fresh = self.n_ok - self.n_resumed
         return RunSummary(n_in=self.n_in, n_ok=self.n_ok, n_rejected=self.n_rej, n_resumed=self.n_resumed,
+                          n_opted_out=self.n_opted_out,
                           seconds=round(seconds, 3), docs_per_s=round(fresh / seconds, 2) if seconds > 0 else 0.0,
                           output=str(out), rejects=str(rejects),
                           counts={k: dict(v.most_common()) for k, v in self.counts.items()},

@@ -66,6 +66,8 @@ def summary_table(s: RunSummary) -> None:
     table.add_row("documents in", str(s.n_in))
     table.add_row("ok", f"{s.n_ok}" + (f" ({s.n_resumed} from an earlier run)" if s.n_resumed else ""))
     table.add_row("rejected", f"{s.n_rejected}" + (f" → {s.rejects}" if s.n_rejected else ""))
+    if s.n_opted_out:
+        table.add_row("opted out", f"{s.n_opted_out} (skipped: nothing of theirs was extracted or written)")
     table.add_row("speed", f"{s.docs_per_s:.1f} docs/s ({s.seconds:.1f}s)")
     table.add_row("output", s.output)
     if s.mode != "local":
@@ -198,3 +200,50 @@ def search_hits(result, query: str, *, explain: bool = False) -> None:
         out.print(f"    “{quote}”")
         if sigs:
             out.print(f"    [dim]{escape(sigs)}[/dim]")
+
+
+def customer_state(st) -> None:
+    """A customer's state, each field followed by the quotes and documents behind it."""
+
+    def day(t) -> str:
+        return t.date().isoformat() if t is not None else "?"
+
+    def quotes(evidence, indent: str = "      ") -> None:
+        for e in evidence:
+            where = f"turn {e.turn}, " if e.turn is not None else ""
+            out.print(f"{indent}[dim]{escape(e.doc_id)} ({where}{day(e.created_at)}, {escape(e.channel or '')}):[/dim] "
+                      f"“{escape(e.text)}”")
+
+    version = f", version {st.version}" if st.version is not None else ""
+    out.print(f"[bold]customer {escape(st.customer_id)}[/bold] as of {st.as_of:%Y-%m-%d %H:%M} UTC{version}")
+    if st.profile:
+        attrs = ", ".join(f"{k}={v}" for k, v in st.profile["attributes"].items())
+        out.print(f"  profile: {escape(attrs)} [dim](from {escape(str(st.profile['source']))})[/dim]")
+    else:
+        out.print("  profile: none imported")
+    chans = ", ".join(f"{c.channel} {c.count} ({', '.join(c.documents)})" for c in st.channels)
+    out.print(f"  interactions: {st.interactions} — {escape(chans)}; first {day(st.first_contact)}, "
+              f"last {day(st.last_contact)}")
+    for i in st.intents:
+        flag = "[green]active[/green]" if i.active else "[dim]past[/dim]"
+        out.print(f"  intent [bold]{escape(i.label)}[/bold] {flag}: {i.count}× ({day(i.first_seen)} → "
+                  f"{day(i.last_seen)}), confidence {i.confidence:.2f}")
+        quotes(i.evidence)
+    if st.sentiment:
+        s = st.sentiment
+        out.print(f"  sentiment now [bold]{s.label}[/bold] ({s.score:+.2f}, {day(s.at)}); trend {s.trend} "
+                  f"(weighted {s.trend_score:+.2f}"
+                  + (f", before the last contact {s.previous_trend_score:+.2f}" if s.previous_trend_score is not None
+                     else "") + f"; half-life {s.half_life_days:g} days)")
+        quotes(s.evidence)
+    if st.urgency:
+        u = st.urgency
+        out.print(f"  urgency now [bold]{u.level}[/bold] ({u.score:.2f}, half-life {u.half_life_days:g} days); "
+                  f"peak {u.peak_level} ({u.peak:.2f}) on {day(u.peak_at)} in {escape(u.peak_doc or '')}")
+        quotes(u.evidence)
+    for c in st.constraints:
+        out.print(f"  constraint [bold]{escape(c.type)}[/bold] open: {escape(str(c.value))} (last {day(c.last_seen)})")
+        quotes(c.evidence)
+    for c in st.closed_constraints:
+        out.print(f"  [dim]constraint {escape(c.type)} {c.status}: {escape(str(c.value))} — {escape(c.reason or '')}"
+                  "[/dim]")

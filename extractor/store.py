@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import logging
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +36,40 @@ STORE_FILE = "store.duckdb"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS documents (doc_id VARCHAR PRIMARY KEY, customer_id VARCHAR, channel VARCHAR,
-    created_at TIMESTAMPTZ, text VARCHAR, n_turns INTEGER);
+    created_at TIMESTAMPTZ, text VARCHAR, n_turns INTEGER, customer_key VARCHAR);
 CREATE TABLE IF NOT EXISTS segments (seg_id BIGINT PRIMARY KEY, doc_id VARCHAR, turn INTEGER, speaker VARCHAR,
     role VARCHAR, start INTEGER, "end" INTEGER, text VARCHAR);
 CREATE TABLE IF NOT EXISTS signals (doc_id VARCHAR, sig_idx INTEGER, kind VARCHAR, label VARCHAR, score DOUBLE,
     confidence DOUBLE, speaker VARCHAR, value VARCHAR, extractor VARCHAR, scope VARCHAR);
 CREATE TABLE IF NOT EXISTS evidence (doc_id VARCHAR, sig_idx INTEGER, turn INTEGER, start INTEGER, "end" INTEGER,
     text VARCHAR, match VARCHAR);
+CREATE TABLE IF NOT EXISTS profiles (customer_key VARCHAR PRIMARY KEY, customer_id VARCHAR, attrs VARCHAR,
+    opted_out BOOLEAN, source VARCHAR, imported_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS state_versions (customer_key VARCHAR, version INTEGER, computed_at TIMESTAMPTZ,
+    digest VARCHAR, n_documents INTEGER, last_contact TIMESTAMPTZ, PRIMARY KEY (customer_key, version));
+CREATE TABLE IF NOT EXISTS overrides (override_id VARCHAR PRIMARY KEY, customer_key VARCHAR, doc_id VARCHAR,
+    kind VARCHAR, target VARCHAR, old VARCHAR, new VARCHAR, reason VARCHAR, created_at TIMESTAMPTZ);
 CREATE INDEX IF NOT EXISTS segments_doc ON segments (doc_id);
+CREATE INDEX IF NOT EXISTS documents_customer ON documents (customer_key);
 CREATE INDEX IF NOT EXISTS signals_doc ON signals (doc_id);
 """
+
+
+def norm_key(value: object) -> str | None:
+    """A customer key as it is matched: NFC, trimmed, lower-case (``" Ann@X.com "`` → ``"ann@x.com"``)."""
+    if value is None:
+        return None
+    key = unicodedata.normalize("NFC", str(value)).strip().lower()
+    return key or None
+
+
+def optout_marker(key: str | None) -> str | None:
+    """What the store keeps of an opted-out customer: a hash of the key, never the key itself."""
+    return None if key is None else "optout:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def is_opted_out(customer_id: str | None, markers: set[str]) -> bool:
+    return bool(markers) and optout_marker(norm_key(customer_id)) in markers
 
 
 @dataclass(frozen=True)
@@ -90,7 +116,18 @@ class Store:
             self.workspace.mkdir(parents=True, exist_ok=True)
         self.db = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
         if not read_only:
+            self._migrate()
             self.db.execute(_DDL)
+
+    def _migrate(self) -> None:
+        """Bring a store written by an earlier version up to date (documents gained ``customer_key``)."""
+        cols = {r[0] for r in self.db.execute("SELECT column_name FROM information_schema.columns WHERE "
+                                              "table_name = 'documents'").fetchall()}
+        if cols and "customer_key" not in cols:
+            self.db.execute("ALTER TABLE documents ADD COLUMN customer_key VARCHAR")
+            ids = [r[0] for r in self.db.execute("SELECT DISTINCT customer_id FROM documents").fetchall()]
+            self.db.executemany("UPDATE documents SET customer_key = ? WHERE customer_id = ?",
+                                [(norm_key(c), c) for c in ids if c is not None])
 
     def __enter__(self) -> Store:
         return self
@@ -111,7 +148,8 @@ class Store:
         added: list[SegmentRow] = []
         docs, sigs, evs = [], [], []
         for r in results:
-            docs.append((r.id, r.customer_id, r.channel, r.created_at, r.text, len(r.turns) if r.turns else None))
+            docs.append((r.id, r.customer_id, r.channel, r.created_at, r.text, len(r.turns) if r.turns else None,
+                         norm_key(r.customer_id)))
             added += segments_of(r)
             for i, s in enumerate(r.signals):
                 sigs.append((r.id, i, s.kind, s.label, s.score, s.confidence, s.speaker,
@@ -120,7 +158,7 @@ class Store:
                 evs += [(r.id, i, e.turn, e.start, e.end, e.text, e.match) for e in s.evidence]
         self.db.execute("BEGIN")
         try:
-            self._insert("documents", docs, 6)
+            self._insert("documents", docs, 7)
             self._insert("segments", [tuple(vars(s).values()) for s in added], 8)
             self._insert("signals", sigs, 10)
             self._insert("evidence", evs, 7)
@@ -144,16 +182,52 @@ class Store:
             self.db.execute(f"DELETE FROM {table} WHERE doc_id IN (SELECT doc_id FROM gone)")
         return seg_ids
 
-    def delete_customer(self, customer_id: str) -> tuple[list[str], list[int]]:
-        """Remove every document of ``customer_id``: ``(doc ids, segment ids)`` removed."""
-        docs = [r[0] for r in self.db.execute("SELECT doc_id FROM documents WHERE customer_id = ?",
-                                              [customer_id]).fetchall()]
-        return docs, self.delete_docs(docs)
+    def clear_documents(self) -> None:
+        """Remove every document and what was extracted from it (profiles, versions and overrides stay)."""
+        for table in ("evidence", "signals", "segments", "documents"):
+            self.db.execute(f"DELETE FROM {table}")
+
+    def delete_customer(self, customer_id: str, *, keep_profile: bool = False) -> tuple[list[str], list[int]]:
+        """Remove every document, the profile and the state history of ``customer_id`` (matched as a key).
+
+        ``keep_profile`` leaves an opt-out marker (a hash of the key) so later runs still skip them.
+        Returns ``(doc ids, segment ids)`` removed."""
+        key = norm_key(customer_id)
+        docs = [r[0] for r in self.db.execute("SELECT doc_id FROM documents WHERE customer_key = ?",
+                                              [key]).fetchall()]
+        seg_ids = self.delete_docs(docs)
+        for table in ("profiles", "state_versions", "overrides"):
+            self.db.execute(f"DELETE FROM {table} WHERE customer_key = ?", [key])
+        if keep_profile:
+            self.db.execute("INSERT OR REPLACE INTO profiles VALUES (?, NULL, NULL, true, NULL, now())",
+                            [optout_marker(key)])
+        return docs, seg_ids
+
+    def opted_out(self) -> set[str]:
+        """Opt-out markers of the customers to skip (see ``is_opted_out``)."""
+        return {r[0] for r in self.db.execute("SELECT customer_key FROM profiles WHERE opted_out").fetchall()}
 
     def compact(self) -> None:
-        """Rewrite the file so deleted rows leave the disk (DuckDB reuses, not wipes, freed blocks)."""
+        """Rewrite the database into a fresh file and swap it in, so deleted rows leave the disk.
+
+        DuckDB reuses freed blocks but does not wipe them, so after a delete the bytes can still be in
+        the file; copying the live rows to a new file is the only way to be sure they are gone."""
+        import duckdb
+
+        fresh = self.path.with_name(self.path.name + ".compact")
+        for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+            leftover.unlink(missing_ok=True)
         self.db.execute("CHECKPOINT")
-        self.db.execute("VACUUM")
+        self.db.execute(f"ATTACH '{fresh.as_posix()}' AS fresh")
+        name = self.db.execute("SELECT current_database()").fetchone()[0]
+        self.db.execute(f'COPY FROM DATABASE "{name}" TO fresh')
+        self.db.execute("DETACH fresh")
+        self.db.close()
+        with fresh.open("rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(fresh, self.path)
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
+        self.db = duckdb.connect(str(self.path))
 
     # -- reading --------------------------------------------------------------------------------------
     def filter_ids(self, where: str | None) -> np.ndarray | None:

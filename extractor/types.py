@@ -167,6 +167,8 @@ class RunSummary(BaseModel):
     n_ok: int = 0
     n_rejected: int = 0
     n_resumed: int = Field(default=0, description="Rows already present from an earlier, interrupted run.")
+    n_opted_out: int = Field(default=0, description="Documents of opted-out customers, skipped unread "
+                                                    "(n_in = n_ok + n_rejected + n_opted_out).")
     docs_per_s: float = 0.0
     seconds: float = 0.0
     output: str = ""
@@ -186,3 +188,97 @@ class RunSummary(BaseModel):
     grounding: dict[str, float] = Field(
         default_factory=dict, description="LLM quotes: total, kept by match type, dropped, and the grounding rate.")
     stopped: str | None = Field(default=None, description="Why the run stopped early (token budget), if it did.")
+
+
+# --- customer state (signals state) -----------------------------------------------------------------------------
+
+
+class EvidenceRef(BaseModel):
+    """A quote that supports a state field: the document, where in it, and the signal it backed."""
+
+    doc_id: str
+    created_at: datetime | None = None
+    channel: str | None = None
+    signal: str = Field(description="kind:label of the signal this quote backs, e.g. 'intent:cancel_order'.")
+    turn: int | None = None
+    start: int
+    end: int
+    text: str
+
+
+class IntentState(BaseModel):
+    label: str
+    active: bool = Field(description="Seen within the active window (intent_active_days) before as_of.")
+    count: int
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    confidence: float = Field(description="The highest confidence among its mentions.")
+    documents: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+
+
+class SentimentPoint(BaseModel):
+    doc_id: str
+    created_at: datetime | None = None
+    label: str
+    score: float
+    weight: float = Field(description="Its weight in the trend: 0.5 ** (age / half-life).")
+
+
+class SentimentState(BaseModel):
+    label: str = Field(description="Of the latest contact.")
+    score: float = Field(description="Of the latest contact, in [-1, 1].")
+    at: datetime | None = None
+    trend_score: float = Field(description="Exponentially weighted mean of all contacts' scores.")
+    trend: Literal["improving", "worsening", "stable", "new"]
+    previous_trend_score: float | None = Field(default=None, description="The weighted mean before the latest contact.")
+    half_life_days: float
+    history: list[SentimentPoint] = Field(default_factory=list)
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+
+
+class UrgencyState(BaseModel):
+    score: float = Field(description="Now: the highest urgency decayed by 0.5 ** (age / half-life), in [0, 1].")
+    level: str
+    half_life_days: float
+    peak: float
+    peak_level: str
+    peak_at: datetime | None = None
+    peak_doc: str | None = None
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+
+
+class ConstraintState(BaseModel):
+    type: str
+    value: Any = None
+    status: Literal["open", "closed", "superseded"]
+    reason: str | None = Field(default=None, description="Why it is closed or superseded.")
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+    documents: list[str] = Field(default_factory=list)
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+
+
+class ChannelCount(BaseModel):
+    channel: str
+    count: int
+    documents: list[str] = Field(default_factory=list)
+
+
+class CustomerState(BaseModel):
+    """One customer as the workspace knows them at ``as_of``; every field names its documents and quotes."""
+
+    customer_id: str
+    as_of: datetime
+    version: int | None = Field(default=None, description="State version (bumped when new data touches them).")
+    profile: dict[str, Any] | None = Field(default=None, description="Attributes, source and import time.")
+    interactions: int = 0
+    first_contact: datetime | None = None
+    last_contact: datetime | None = None
+    channels: list[ChannelCount] = Field(default_factory=list)
+    intents: list[IntentState] = Field(default_factory=list)
+    sentiment: SentimentState | None = None
+    urgency: UrgencyState | None = None
+    constraints: list[ConstraintState] = Field(default_factory=list, description="Open ones.")
+    closed_constraints: list[ConstraintState] = Field(default_factory=list, description="Closed or superseded.")
+    documents: list[str] = Field(default_factory=list)

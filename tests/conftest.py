@@ -49,3 +49,22 @@ def assert_evidence_exact(doc, result) -> int:
             assert source[ev.start:ev.end] == ev.text, (sig.kind, sig.label, ev)
             n += 1
     return n
+
+
+@pytest.fixture(scope="session")
+def results_file(pipeline, sample_docs, tmp_path_factory):
+    """The real pipeline's results for every sample document, as `signals extract` writes them."""
+    path = tmp_path_factory.mktemp("results") / "results.jsonl"
+    results = pipeline.extract_batch(list(sample_docs.values()))
+    path.write_text("".join(r.model_dump_json() + "\n" for r in results), "utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def built(results_file, pipeline, tmp_path_factory):
+    """A workspace with those results stored and indexed (copy it before changing it)."""
+    from extractor.index import index_results
+
+    ws = tmp_path_factory.mktemp("built") / "ws"
+    index_results(ws, [str(results_file)], embedder=pipeline.local.embedder)
+    return ws

@@ -23,21 +23,6 @@ from .conftest import ROOT
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def results_file(pipeline, sample_docs, tmp_path_factory):
-    path = tmp_path_factory.mktemp("results") / "results.jsonl"
-    results = pipeline.extract_batch(list(sample_docs.values()))
-    path.write_text("".join(r.model_dump_json() + "\n" for r in results), "utf-8")
-    return path
-
-
-@pytest.fixture(scope="module")
-def built(results_file, pipeline, tmp_path_factory):
-    ws = tmp_path_factory.mktemp("built") / "ws"
-    index_results(ws, [str(results_file)], embedder=pipeline.local.embedder)
-    return ws
-
-
 @pytest.fixture
 def workspace(built, tmp_path):
     """A fresh copy of the built workspace for each test (some tests delete or crash)."""

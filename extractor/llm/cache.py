@@ -59,7 +59,9 @@ class LLMCache:
     def put(self, key: str, value: dict[str, Any], *, customer_id: str | None = None,
             customer_ids: list[str | None] | None = None) -> None:
         """Store a reply; ``customer_ids`` when one call covered several customers' documents."""
-        ids = {c for c in (customer_ids or [customer_id]) if c}
+        from ..store import norm_key
+
+        ids = {norm_key(c) for c in (customer_ids or [customer_id]) if norm_key(c)}
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO replies (key, value) VALUES (?, ?)",
                              (key, json.dumps(value, ensure_ascii=False)))
@@ -69,9 +71,11 @@ class LLMCache:
 
     def forget(self, customer_id: str) -> int:
         """Delete every reply that holds ``customer_id``'s text, then vacuum so the bytes leave the disk."""
+        from ..store import norm_key
+
         with self._lock:
             n = self._db.execute("DELETE FROM replies WHERE key IN (SELECT key FROM reply_customers WHERE "
-                                 "customer_id = ?)", (customer_id,)).rowcount
+                                 "customer_id = ?)", (norm_key(customer_id),)).rowcount
             self._db.execute("DELETE FROM reply_customers WHERE key NOT IN (SELECT key FROM replies)")
             if n and self.path is not None:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -1,0 +1,54 @@
+"""Erasure: ``forget(workspace, customer)`` removes a customer from everything the workspace holds.
+
+Store rows (documents, segments, signals, evidence, profile, state history, overrides), index vectors
+and keywords, cached LLM replies and the managed output files lose the customer's rows; then the
+database and the cache are rewritten so none of the bytes stay on disk. The audit log gets a record
+with counts and an audit id only: no id, name, e-mail or text of the customer.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .store import Store, norm_key
+
+log = logging.getLogger(__name__)
+
+
+def forget(workspace: str | Path, customer_id: str, *, reason: str = "erasure request",
+           keep_profile: bool = False) -> dict[str, Any]:
+    """Erase ``customer_id`` (matched as a normalised key). ``keep_profile`` keeps only an opt-out marker."""
+    from . import audit, outputs
+    from .index import Index, close_readers
+
+    key = norm_key(customer_id)
+    if key is None:
+        from .errors import ConfigError
+
+        raise ConfigError("signals forget needs a customer id")
+    ws = Path(workspace)
+    close_readers(ws)
+    counts: dict[str, int] = {}
+    if (ws / "store.duckdb").exists():
+        idx = Index.open(ws)
+        with Store(ws) as store:
+            docs, seg_ids = store.delete_customer(key, keep_profile=keep_profile)
+            idx.apply([], seg_ids, store)
+            idx.save()
+            store.compact()
+        counts.update(documents=len(docs), segments=len(seg_ids))
+    else:
+        docs = []
+    cache = ws / "cache" / "llm.sqlite"
+    if cache.exists():
+        from .llm.cache import LLMCache
+
+        c = LLMCache(cache)
+        counts["cached_replies"] = c.forget(key)
+        c.close()
+    counts["output_rows"] = sum(outputs.scrub(p, key, set(docs)) for p in outputs.paths(ws))
+    audit_id = audit.record(ws, "forget", reason=reason, removed=counts)
+    log.info("forgot a customer: %s (audit id %s)", counts, audit_id)
+    return {**counts, "audit_id": audit_id}
