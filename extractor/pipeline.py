@@ -262,8 +262,6 @@ class Pipeline:
         Documents of customers in ``opted_out`` (markers from ``Store.opted_out``) are counted and
         skipped: nothing of theirs is extracted, cached or written.
         """
-        from .store import is_opted_out
-
         from .io import (
             DocumentReader,
             FieldMap,
@@ -274,6 +272,7 @@ class Pipeline:
             summary_path_for,
             write_summary,
         )
+        from .store import is_opted_out
 
         out = Path(out)
         own = [out, rejects_path_for(out), summary_path_for(out), partial_path_for(out)]

@@ -217,7 +217,8 @@ def _constraints(rows, when, refs, as_of, cfg) -> dict[str, list[ConstraintState
                                 [: cfg.max_evidence])
             end = _deadline_end(r[5].get("iso")) if label == "datetime" and isinstance(r[5], dict) else None
             if i < len(chain) - 1:
-                c.status, c.reason = "superseded", f"superseded by {SINGLE_VALUED[label]} on {when(chain[-1][0]):%Y-%m-%d}"
+                newer = when(chain[-1][0])
+                c.status, c.reason = "superseded", f"superseded by {SINGLE_VALUED[label]} on {newer:%Y-%m-%d}"
             elif end is not None and end < as_of:
                 c.status, c.reason = "closed", f"the deadline passed on {end:%Y-%m-%d}"
             (open_ if c.status == "open" else closed).append(c)

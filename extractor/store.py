@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import logging
+import os
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass

@@ -12,8 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from extractor.cli import app
-from extractor.forget import forget
-from extractor.index import Index, close_readers, index_results
+from extractor.index import Index, close_readers
 from extractor.llm.cache import LLMCache
 from extractor.profiles import import_profiles, read_profiles
 from extractor.state import state
@@ -107,7 +106,8 @@ def _versions(path: Path) -> dict[str, int]:
 
 def test_refresh_touches_only_the_customer_of_the_new_transcript(ws, pipeline, tmp_path):
     before = _versions(ws)
-    doc = Document(id="T900", customer_id="C005", channel="chat", created_at=datetime(2026, 11, 30, tzinfo=timezone.utc),
+    doc = Document(id="T900", customer_id="C005", channel="chat",
+                   created_at=datetime(2026, 11, 30, tzinfo=timezone.utc),
                    turns=[Turn(speaker="Customer", text="My router has been offline since this morning, I need it "
                                                          "fixed today or I cancel."),
                           Turn(speaker="Agent", text="I'm sorry, let me check the line.")])
