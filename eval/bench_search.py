@@ -264,9 +264,17 @@ def build_store(ws: Path, n: int, meta: dict, seg_ids: np.ndarray, texts: list[s
     })
     con = duckdb.connect(str(ws / STORE_FILE))
     con.execute(_DDL)
+    doc_cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'documents'").fetchall()}
+    if "customer_key" in doc_cols:  # newer schema: the normalised customer key, as Store.upsert writes it
+        from extractor import store as store_mod
+
+        norm = getattr(store_mod, "norm_key", lambda c: c)
+        keys = {c: norm(cust_name(c)) for c in np.unique(meta["doc_customer"][:n_docs]).tolist()}
+        docs = docs.append_column("customer_key", pa.array([keys[c] for c in meta["doc_customer"][:n_docs].tolist()]))
     for name, tab in (("documents", docs), ("segments", segs), ("signals", sigs)):
         con.register("src_t", tab)
-        con.execute(f"INSERT INTO {name} SELECT * FROM src_t")
+        con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM src_t")  # columns matched by name
         con.unregister("src_t")
     con.execute("CHECKPOINT")
     counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("documents", "segments", "signals")}
@@ -433,10 +441,10 @@ def child_ours(args, wd, m, corpus, queries, filters) -> dict:
 
 
 def child_lance(args, wd, m, corpus, queries, filters) -> dict:
-    os.environ.setdefault("LANCE_LOG", "error")  # not its deprecation warning on every query
+    os.environ.setdefault("RUST_LOG", "error")  # no deprecation warning on stderr per query
     import lancedb
     import pyarrow as pa
-    from lancedb.index import IvfPq
+    from lancedb.index import BTree, Bitmap, IvfPq
 
     meta = dict(np.load(wd / "meta.npz"))
     path = wd / f"lance_{m}"
@@ -460,9 +468,9 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
     tbl.create_index("vector", config=IvfPq(distance_type="dot"))
     t2 = time.perf_counter()
     log(f"[lance] IVF_PQ built in {t2 - t1:.1f} s; scalar indices")
-    tbl.create_scalar_index("intent", index_type="BITMAP")
-    tbl.create_scalar_index("channel", index_type="BITMAP")
-    tbl.create_scalar_index("customer_id", index_type="BTREE")
+    tbl.create_index("intent", config=Bitmap())
+    tbl.create_index("channel", config=Bitmap())
+    tbl.create_index("customer_id", config=BTree())
     t3 = time.perf_counter()
     out: dict = {"build_s": t3 - t0, "build_parts": {"write_table_s": t1 - t0, "ivf_pq_s": t2 - t1,
                                                      "scalar_indices_s": t3 - t2},
@@ -475,11 +483,11 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
         out["indices"] = [repr(exc)]
 
     def q_default(q):
-        r = tbl.search(q).distance_type("dot").limit(10).select(["id"]).to_arrow()
+        r = tbl.search(q).distance_type("dot").limit(10).select(["id", "_distance"]).to_arrow()
         return r["id"].to_pylist(), None
 
     def q_refine(q):
-        r = tbl.search(q).distance_type("dot").limit(10).refine_factor(10).select(["id"]).to_arrow()
+        r = tbl.search(q).distance_type("dot").limit(10).refine_factor(10).select(["id", "_distance"]).to_arrow()
         return r["id"].to_pylist(), None
 
     configs = {}
@@ -496,7 +504,7 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
         for f in fs:
             t0 = time.perf_counter()
             r = tbl.search(queries[f["qi"]]).distance_type("dot").where(f["lance"], prefilter=True).limit(10) \
-                .select(["id"]).to_arrow()
+                .select(["id", "_distance"]).to_arrow()
             rows = r["id"].to_pylist()
             recs["lat_ms"].append((time.perf_counter() - t0) * 1000)
             recs["rows"].append(rows)

@@ -28,6 +28,16 @@ def register(app: typer.Typer) -> None:
     app.command()(refresh)
     app.command()(forget)
     app.command()(audit)
+    app.command()(actions)
+    app.command()(segments)
+    override_app = typer.Typer(no_args_is_help=True, help="Correct a signal or suppress an action (overrides win "
+                                                          "over model output).")
+    app.add_typer(override_app, name="override")
+    override_app.command("signal")(override_signal)
+    override_app.command("suppress")(override_suppress)
+    override_app.command("list")(override_list)
+    override_app.command("remove")(override_remove)
+    app.command("export-overrides")(export_overrides)
 
 
 def profiles_import(
@@ -152,3 +162,121 @@ def audit(
         counts = r.get("counts") or r.get("removed") or {}
         brief = ", ".join(f"{k}={v}" for k, v in counts.items() if not isinstance(v, (dict, list)))
         typer.echo(f"{r['at'][:19]}  {r['event']:<8} {r['audit_id'][:12]}  {brief}")
+
+
+def actions(
+    policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: the shipped extractor/data/policy.yaml)."
+                                                )] = None,
+    top: Annotated[int | None, typer.Option(help="Only the N highest-priority actions.", min=1)] = None,
+    as_of: Annotated[str | None, typer.Option(help="Evaluate the states at this time (ISO date or time).")] = None,
+    include_suppressed: Annotated[bool, typer.Option(help="Also list actions an analyst suppressed.")] = False,
+    workspace: Workspace = Path(".signals"),
+    as_json: AsJson = False,
+) -> None:
+    """Next-best actions by priority; each lists the rules that fired and the evidence behind every condition."""
+    from .policy import actions as suggest_actions
+    from .policy import load_policy
+
+    try:
+        rules = load_policy(policy or Path(__file__).parent / "data" / "policy.yaml")
+        found = suggest_actions(workspace, rules, as_of=_as_of(as_of), include_suppressed=include_suppressed)
+    except SignalsError as exc:
+        _fail(exc)
+    found = found[:top] if top else found
+    if as_json:
+        typer.echo(json.dumps([a.model_dump(mode="json") for a in found], ensure_ascii=False))
+        return
+    from .render import action_list
+
+    action_list(found)
+
+
+def segments(
+    by: Annotated[str, typer.Option(help="Comma-separated dimensions: urgency, urgency.peak, sentiment, trend, "
+                                         "intent, channel, profile.<attribute>.")] = "urgency.peak,sentiment,intent",
+    as_of: Annotated[str | None, typer.Option(help="Group the states at this time.")] = None,
+    workspace: Workspace = Path(".signals"),
+    as_json: AsJson = False,
+) -> None:
+    """Customers grouped by their current state (e.g. high urgency + negative + subscription_cancel)."""
+    from .segments import segments as group
+
+    try:
+        rows = group(workspace, [d.strip() for d in by.split(",") if d.strip()], as_of=_as_of(as_of))
+    except SignalsError as exc:
+        _fail(exc)
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        label = " + ".join(f"{k}={v}" for k, v in r["segment"].items())
+        shown = ", ".join(r["customers"][:8]) + (" …" if r["count"] > 8 else "")
+        typer.echo(f"{r['count']:>5}  {label}  ({shown})")
+
+
+def override_signal(
+    doc_id: Annotated[str, typer.Argument(help="Document whose signal is wrong.")],
+    kind: Annotated[str, typer.Option(help="intent | sentiment | urgency")],
+    label: Annotated[str, typer.Option(help="The right label (intent label, sentiment, or urgency level).")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the override).")],
+    workspace: Workspace = Path(".signals"),
+) -> None:
+    """Correct a document's intent, sentiment or urgency; the correction wins over the model from now on."""
+    from .overrides import correct_signal
+
+    try:
+        typer.echo(json.dumps(correct_signal(workspace, doc_id, kind, label, reason)))
+    except SignalsError as exc:
+        _fail(exc)
+
+
+def override_suppress(
+    customer_id: Annotated[str, typer.Argument(help="Customer the action is suppressed for.")],
+    action: Annotated[str, typer.Option(help="The action's text or its rule's name.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the override).")],
+    workspace: Workspace = Path(".signals"),
+) -> None:
+    """Stop suggesting an action for a customer."""
+    from .overrides import suppress_action
+
+    try:
+        typer.echo(json.dumps(suppress_action(workspace, customer_id, action, reason)))
+    except SignalsError as exc:
+        _fail(exc)
+
+
+def override_list(workspace: Workspace = Path(".signals")) -> None:
+    """Every override, oldest first (JSON lines)."""
+    from .index import _reader_for
+    from .overrides import listing
+
+    for row in listing(_reader_for(workspace)):
+        typer.echo(json.dumps(row, default=str, ensure_ascii=False))
+
+
+def override_remove(
+    override_id: Annotated[str, typer.Argument(help="Id printed when the override was made.")],
+    workspace: Workspace = Path(".signals"),
+) -> None:
+    """Withdraw an override."""
+    from .overrides import remove
+
+    if not remove(workspace, override_id):
+        typer.secho(f"No override {override_id!r}", err=True)
+        raise typer.Exit(1)
+
+
+def export_overrides(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSONL of {text, label, task} for `signals train`.")],
+    kind: Annotated[str | None, typer.Option(help="Only corrections of this kind (intent, sentiment, urgency).")
+                    ] = None,
+    workspace: Workspace = Path(".signals"),
+) -> None:
+    """Turn signal corrections into labelled training examples."""
+    from .overrides import corrections_as_training
+
+    try:
+        n = corrections_as_training(workspace, out, kind)
+    except SignalsError as exc:
+        _fail(exc)
+    typer.echo(json.dumps({"examples": n, "out": str(out)}))

@@ -242,9 +242,11 @@ def opted_out_markers(workspace: str | Path) -> set[str]:
 
 
 def profile_of(store: Store, customer_key: str) -> dict[str, Any] | None:
-    row = store.db.execute("SELECT attrs, source, imported_at, opted_out FROM profiles WHERE customer_key = ?",
-                           [customer_key]).fetchone()
-    if row is None:
-        return None
-    return {"attributes": json.loads(row[0]), "source": row[1], "imported_at": row[2].isoformat(),
-            "opted_out": bool(row[3])}
+    return profiles_of(store, [customer_key]).get(customer_key)
+
+
+def profiles_of(store: Store, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """The profiles of ``keys`` (those that have one): attributes, source and import time."""
+    rows = store.db.execute("SELECT customer_key, attrs, source, imported_at FROM profiles WHERE NOT opted_out AND "
+                            "customer_key IN (SELECT unnest(?::VARCHAR[]))", [list(keys)]).fetchall()
+    return {k: {"attributes": json.loads(a), "source": src, "imported_at": t.isoformat()} for k, a, src, t in rows}

@@ -247,3 +247,19 @@ def customer_state(st) -> None:
     for c in st.closed_constraints:
         out.print(f"  [dim]constraint {escape(c.type)} {c.status}: {escape(str(c.value))} — {escape(c.reason or '')}"
                   "[/dim]")
+
+
+def action_list(actions) -> None:
+    """Each suggested action: customer, priority, and per fired rule the conditions with their evidence."""
+    if not actions:
+        out.print("no actions")
+    for a in actions:
+        flag = f" [red](suppressed: {escape(a.suppressed)})[/red]" if a.suppressed else ""
+        out.print(f"[bold]{a.priority:>3}[/bold]  {escape(a.customer_id)}: [bold]{escape(a.action)}[/bold]{flag}")
+        for r in a.rules:
+            out.print(f"      rule {escape(r.rule)}:")
+            for c in r.conditions:
+                seen = f"profile {c.profile_field}={c.value}" if c.profile_field else f"{c.value}"
+                out.print(f"        ✓ {escape(c.condition)} [dim]({escape(seen)})[/dim]")
+                for e in c.evidence[:2]:
+                    out.print(f"          [dim]{escape(e.doc_id)}:[/dim] “{escape(e.text)}”")

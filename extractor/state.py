@@ -69,7 +69,8 @@ def load(store: Store, keys: list[str], as_of: datetime | None) -> dict[str, dic
     store.db.execute(f"CREATE OR REPLACE TEMP TABLE st_docs AS SELECT d.customer_key, d.customer_id, d.doc_id, "
                      f"d.channel, d.created_at FROM documents d WHERE d.customer_key IN "
                      f"(SELECT unnest(?::VARCHAR[])) {cut}", params)
-    out: dict[str, dict[str, Any]] = {k: {"docs": {}, "signals": [], "evidence": defaultdict(list)} for k in keys}
+    out: dict[str, dict[str, Any]] = {k: {"docs": {}, "signals": [], "evidence": defaultdict(list), "overrides": []}
+                                      for k in keys}
     owner: dict[str, str] = {}
     for key, cid, doc_id, channel, created in store.db.execute("SELECT * FROM st_docs").fetchall():
         out[key]["docs"][doc_id] = {"customer_id": cid, "channel": channel, "created_at": _utc(created)}
@@ -78,10 +79,40 @@ def load(store: Store, keys: list[str], as_of: datetime | None) -> dict[str, dic
             "SELECT g.doc_id, g.sig_idx, g.kind, g.label, g.score, g.confidence, g.value FROM signals g "
             "JOIN st_docs USING (doc_id) WHERE g.scope = 'document' ORDER BY g.doc_id, g.sig_idx").fetchall():
         out[owner[row[0]]]["signals"].append(row)
+    corrections = store.db.execute("SELECT o.doc_id, o.target, o.new, o.reason, o.override_id, o.old FROM overrides o "
+                                   "JOIN st_docs USING (doc_id) WHERE o.kind = 'signal'").fetchall()
+    for doc_id, kind, new, reason, oid, old in corrections:
+        out[owner[doc_id]]["overrides"].append({"override_id": oid, "doc_id": doc_id, "kind": kind, "old": old,
+                                                "new": new, "reason": reason})
+    for data in out.values():
+        if data["overrides"]:
+            data["signals"] = _apply_corrections(data["signals"], data["overrides"])
     for doc_id, sig_idx, turn, start, end, text in store.db.execute(
             'SELECT e.doc_id, e.sig_idx, e.turn, e.start, e."end", e.text FROM evidence e JOIN st_docs USING '
             '(doc_id) ORDER BY e.doc_id, e.sig_idx, e.start').fetchall():
         out[owner[doc_id]]["evidence"][(doc_id, sig_idx)].append((turn, start, end, text))
+    return out
+
+
+def _apply_corrections(rows: list[tuple], corrections: list[dict]) -> list[tuple]:
+    """An analyst's label replaces the model's (first) signal of that kind in that document; it is sure."""
+    from .overrides import SENTIMENT_SCORE, URGENCY_SCORE
+
+    fix = {(c["doc_id"], c["kind"]): c["new"] for c in corrections}
+    out, done = [], set()
+    for doc_id, sig_idx, kind, label, score, conf, value in rows:
+        key = (doc_id, kind)
+        if key not in fix:
+            out.append((doc_id, sig_idx, kind, label, score, conf, value))
+        elif key not in done:  # the first one carries the correction (and keeps its quotes); the rest go
+            done.add(key)
+            new = fix[key]
+            score = SENTIMENT_SCORE.get(new, URGENCY_SCORE.get(new)) if kind != "intent" else score
+            out.append((doc_id, sig_idx, kind, new, score, 1.0, value))
+    for (doc_id, kind), new in fix.items():
+        if (doc_id, kind) not in done:  # the model had none: the correction stands alone
+            score = SENTIMENT_SCORE.get(new, URGENCY_SCORE.get(new)) if kind != "intent" else None
+            out.append((doc_id, -1, kind, new, score, 1.0, None))
     return out
 
 
@@ -122,7 +153,7 @@ def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: d
         sentiment=_sentiment(by_kind["sentiment"], when, refs, as_of, cfg),
         urgency=_urgency(by_kind["urgency"], when, refs, as_of, cfg),
         **_constraints(by_kind["constraint"], when, refs, as_of, cfg),
-        documents=sorted(docs, key=when))
+        documents=sorted(docs, key=when), overrides=data.get("overrides", []))
 
 
 def _intents(rows, when, refs, as_of, cfg) -> list[IntentState]:
@@ -248,12 +279,43 @@ def state(workspace: str | Path, customer_id: str, *, as_of: datetime | None = N
     return build(shown or customer_id, data, profile, when, cfg, version=row[0] if row else None)
 
 
+def customer_keys(store: Store) -> list[str]:
+    """Every customer the workspace knows: with documents or a profile (opted-out markers excluded)."""
+    return [r[0] for r in store.db.execute(
+        "SELECT customer_key FROM documents WHERE customer_key IS NOT NULL UNION "
+        "SELECT customer_key FROM profiles WHERE NOT opted_out ORDER BY 1").fetchall()]
+
+
+def states(workspace: str | Path, *, as_of: datetime | None = None, cfg: StateConfig = StateConfig(),
+           keys: list[str] | None = None, store: Store | None = None) -> list[CustomerState]:
+    """The state of every customer (or of ``keys``), read in one pass over the store."""
+    from .index import _reader_for
+    from .profiles import profiles_of
+
+    store = store or _reader_for(workspace)
+    keys = customer_keys(store) if keys is None else [k for k in map(norm_key, keys) if k]
+    when = _utc(as_of) or datetime.now(timezone.utc)
+    loaded = load(store, keys, when if as_of is not None else None)
+    profiles = profiles_of(store, keys)
+    versions = dict(store.db.execute("SELECT customer_key, max(version) FROM state_versions GROUP BY 1").fetchall())
+    out = []
+    for key in keys:
+        data, profile = loaded[key], profiles.get(key)
+        if not data["docs"] and profile is None:
+            continue
+        shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
+        shown = shown or (profile or {}).get("attributes", {}).get("customer_id") or key
+        out.append(build(str(shown), data, profile, when, cfg, version=versions.get(key) if as_of is None else None))
+    return out
+
+
 def digest(data: dict[str, Any], profile: dict | None) -> str:
     """A hash of everything a customer's state is computed from (documents, signals, evidence, profile)."""
     payload = json.dumps({"docs": sorted((k, v["channel"], str(v["created_at"])) for k, v in data["docs"].items()),
                           "signals": sorted(map(list, data["signals"])),
                           "evidence": sorted((list(k), v) for k, v in data["evidence"].items()),
-                          "profile": (profile or {}).get("attributes")}, sort_keys=True, default=str)
+                          "profile": (profile or {}).get("attributes"), "overrides": data.get("overrides")},
+                         sort_keys=True, default=str)
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 

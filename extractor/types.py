@@ -282,3 +282,4 @@ class CustomerState(BaseModel):
     constraints: list[ConstraintState] = Field(default_factory=list, description="Open ones.")
     closed_constraints: list[ConstraintState] = Field(default_factory=list, description="Closed or superseded.")
     documents: list[str] = Field(default_factory=list)
+    overrides: list[dict[str, Any]] = Field(default_factory=list, description="Analysts' corrections applied.")

@@ -1,0 +1,233 @@
+"""Next-best actions: a YAML policy maps customer states to actions, and every action explains itself.
+
+A policy is a list of rules; a rule fires when all of its conditions hold. Each condition is one
+line, ``FIELD OP VALUE``::
+
+    version: 1
+    rules:
+      - name: retention_call
+        action: Retention call within 24h
+        priority: 90
+        when:
+          - intent in (subscription_cancel, switch_to_competitor)
+          - urgency >= high
+          - profile.plan = Nimbus Plus
+
+Fields: ``intent`` (the active intents: true when one of them matches), ``urgency`` / ``urgency.peak``
+(levels low < medium < high < critical), ``urgency.score``, ``sentiment`` (the latest label),
+``sentiment.score``, ``sentiment.trend`` (improving / worsening / stable / new),
+``sentiment.trend_score``, ``constraint`` (open constraint types), ``channel``, ``interactions``,
+``days_since_contact`` and ``profile.<attribute>``. Operators: ``= != > >= < <= in``. Values
+compare case-insensitively; ``in`` takes ``(a, b, c)``.
+
+A suggested action lists the rules that fired, each condition with the value it saw and the evidence
+quotes (or profile field) behind it. Suppressions (``signals override suppress``) win over the policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .errors import ConfigError
+from .types import CustomerState, EvidenceRef
+
+LEVELS = ("low", "medium", "high", "critical")
+OPS = ("!=", ">=", "<=", "=", ">", "<", " in ")
+FIELDS = ("intent", "urgency", "urgency.peak", "urgency.score", "sentiment", "sentiment.score", "sentiment.trend",
+          "sentiment.trend_score", "constraint", "channel", "interactions", "days_since_contact")
+_COND = re.compile(r"^\s*(?P<field>[A-Za-z_][\w.]*)\s*(?P<op>!=|>=|<=|=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
+
+
+class ConditionResult(BaseModel):
+    condition: str
+    value: Any = Field(default=None, description="What the state held for the field.")
+    evidence: list[EvidenceRef] = Field(default_factory=list)
+    profile_field: str | None = Field(default=None, description="For profile.* conditions: the profile attribute.")
+
+
+class FiredRule(BaseModel):
+    rule: str
+    priority: int
+    conditions: list[ConditionResult]
+
+
+class Action(BaseModel):
+    """A suggested action for one customer, with every rule that fired and the evidence for each condition."""
+
+    customer_id: str
+    action: str
+    priority: int
+    rules: list[FiredRule]
+    suppressed: str | None = Field(default=None, description="Why an analyst suppressed it (then it is not shown "
+                                                             "unless asked for).")
+
+
+@dataclass(frozen=True)
+class Condition:
+    text: str
+    field: str
+    op: str
+    value: Any  # str, float, or a tuple for `in`
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    action: str
+    priority: int
+    when: tuple[Condition, ...]
+
+
+def parse_condition(text: str, where: str) -> Condition:
+    m = _COND.match(str(text))
+    if not m:
+        raise ConfigError(f"{where}: cannot read condition {text!r}; write FIELD OP VALUE, e.g. 'urgency >= high'")
+    field, op, raw = m["field"], m["op"], m["value"].strip()
+    if field not in FIELDS and not field.startswith("profile."):
+        raise ConfigError(f"{where}: unknown field {field!r} in {text!r}; use one of {', '.join(FIELDS)} "
+                          "or profile.<attribute>")
+    if op == "in":
+        if not (raw.startswith("(") and raw.endswith(")")):
+            raise ConfigError(f"{where}: {text!r}: 'in' takes a list in parentheses, e.g. (a, b)")
+        value: Any = tuple(v.strip().strip("'\"") for v in raw[1:-1].split(",") if v.strip())
+    else:
+        value = raw.strip("'\"")
+    if field in ("urgency", "urgency.peak"):
+        for v in value if isinstance(value, tuple) else (value,):
+            if v.lower() not in LEVELS:
+                raise ConfigError(f"{where}: {text!r}: urgency levels are {', '.join(LEVELS)}")
+    if field in ("urgency.score", "sentiment.score", "sentiment.trend_score", "interactions", "days_since_contact"):
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: {text!r}: {field} compares with a number") from None
+    return Condition(str(text).strip(), field, op, value)
+
+
+def load_policy(path: str | Path) -> list[Rule]:
+    import yaml
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"Policy file {p} does not exist")
+    try:
+        doc = yaml.safe_load(p.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Policy {p} is not valid YAML: {exc}") from exc
+    rules = []
+    for i, r in enumerate(doc.get("rules") or [], 1):
+        where = f"{p.name}: rule {i}"
+        if not isinstance(r, dict) or not r.get("name") or not r.get("action") or not r.get("when"):
+            raise ConfigError(f"{where}: a rule needs name, action and a list of conditions under when")
+        conds = r["when"] if isinstance(r["when"], list) else [r["when"]]
+        rules.append(Rule(str(r["name"]), str(r["action"]), int(r.get("priority", 50)),
+                          tuple(parse_condition(c, f"{where} ({r['name']})") for c in conds)))
+    if not rules:
+        raise ConfigError(f"Policy {p} has no rules (expected `rules:` with a list)")
+    return rules
+
+
+def _compare(have: Any, op: str, want: Any, ordinal: bool = False) -> bool:
+    if have is None:
+        return False
+    if ordinal:
+        have, want = LEVELS.index(str(have).lower()), (tuple(LEVELS.index(w.lower()) for w in want)
+                                                       if isinstance(want, tuple) else LEVELS.index(want.lower()))
+    elif isinstance(want, float):
+        try:
+            have = float(have)
+        except (TypeError, ValueError):
+            return False
+    else:
+        have = str(have).lower()
+        want = tuple(w.lower() for w in want) if isinstance(want, tuple) else str(want).lower()
+    if op == "in":
+        return have in want
+    return {"=": have == want, "!=": have != want, ">": have > want, ">=": have >= want, "<": have < want,
+            "<=": have <= want}[op]
+
+
+def evaluate(cond: Condition, st: CustomerState, now: datetime) -> ConditionResult | None:
+    """The condition's result with its evidence when it holds on ``st``, else None."""
+    f, op, v = cond.field, cond.op, cond.value
+    res = lambda value, evidence=(), profile_field=None: ConditionResult(  # noqa: E731
+        condition=cond.text, value=value, evidence=list(evidence), profile_field=profile_field)
+    if f == "intent":
+        active = [i for i in st.intents if i.active]
+        hits = [i for i in active if _compare(i.label, op, v)] if op != "!=" else \
+            ([] if any(_compare(i.label, "=", v) for i in active) else [None])
+        if not hits:
+            return None
+        return res([i.label for i in hits if i], [e for i in hits if i for e in i.evidence])
+    if f == "constraint":
+        hits = [c for c in st.constraints if _compare(c.type, op, v)]
+        return res([c.type for c in hits], [e for c in hits for e in c.evidence]) if hits else None
+    if f == "channel":
+        hits = [c for c in st.channels if _compare(c.channel, op, v)]
+        return res([c.channel for c in hits]) if hits else None
+    if f.startswith("urgency"):
+        u = st.urgency
+        if u is None:
+            return None
+        have = {"urgency": u.level, "urgency.peak": u.peak_level, "urgency.score": u.score}[f]
+        ok = _compare(have, op, v, ordinal=f != "urgency.score")
+        return res(have, u.evidence) if ok else None
+    if f.startswith("sentiment"):
+        s = st.sentiment
+        if s is None:
+            return None
+        have = {"sentiment": s.label, "sentiment.score": s.score, "sentiment.trend": s.trend,
+                "sentiment.trend_score": s.trend_score}[f]
+        return res(have, s.evidence) if _compare(have, op, v) else None
+    if f == "interactions":
+        return res(st.interactions) if _compare(st.interactions, op, v) else None
+    if f == "days_since_contact":
+        if st.last_contact is None:
+            return None
+        days = round((now - st.last_contact).total_seconds() / 86400, 2)
+        return res(days) if _compare(days, op, v) else None
+    attr = f.split(".", 1)[1]
+    have = ((st.profile or {}).get("attributes") or {}).get(attr)
+    return res(have, profile_field=attr) if _compare(have, op, v) else None
+
+
+def suggest(st: CustomerState, rules: list[Rule], suppressed: dict[str, str] | None = None) -> list[Action]:
+    """The actions whose rules fire on ``st``, best priority first; suppressed ones carry their reason."""
+    by_action: dict[str, list[FiredRule]] = {}
+    for rule in rules:
+        results = [evaluate(c, st, st.as_of) for c in rule.when]
+        if all(r is not None for r in results):
+            by_action.setdefault(rule.action, []).append(FiredRule(rule=rule.name, priority=rule.priority,
+                                                                   conditions=results))
+    suppressed = suppressed or {}
+    out = [Action(customer_id=st.customer_id, action=a, priority=max(r.priority for r in fired), rules=fired,
+                  suppressed=suppressed.get(a) or next((suppressed[r.rule] for r in fired if r.rule in suppressed),
+                                                       None))
+           for a, fired in by_action.items()]
+    return sorted(out, key=lambda a: -a.priority)
+
+
+def actions(workspace: str | Path, rules: list[Rule], *, as_of: datetime | None = None,
+            include_suppressed: bool = False) -> list[Action]:
+    """Every customer's suggested actions, highest priority (then highest urgency) first."""
+    from .index import _reader_for
+    from .overrides import suppressions
+    from .state import states
+
+    store = _reader_for(workspace)
+    all_states = states(workspace, as_of=as_of, store=store)
+    from .store import norm_key
+
+    quiet = suppressions(store, [norm_key(s.customer_id) for s in all_states])
+    out = []
+    for st in all_states:
+        for a in suggest(st, rules, quiet.get(norm_key(st.customer_id))):
+            if include_suppressed or a.suppressed is None:
+                out.append((a, st.urgency.score if st.urgency else 0.0))
+    return [a for a, _ in sorted(out, key=lambda x: (-x[0].priority, -x[1], x[0].customer_id))]
