@@ -1,4 +1,6 @@
-"""The customer commands of ``signals``: profiles, state, refresh, forget, audit. Thin, like ``cli``."""
+"""The customer commands of ``signals``: profiles, state, refresh, watch, actions, overrides, forget, audit.
+
+Thin, like ``cli``."""
 
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def register(app: typer.Typer) -> None:
     override_app.command("list")(override_list)
     override_app.command("remove")(override_remove)
     app.command("export-overrides")(export_overrides)
+    app.command()(watch)
 
 
 def profiles_import(
@@ -280,3 +283,42 @@ def export_overrides(
     except SignalsError as exc:
         _fail(exc)
     typer.echo(json.dumps({"examples": n, "out": str(out)}))
+
+
+def watch(
+    directory: Annotated[str, typer.Argument(help="Folder to watch for new result-less input files, or - for "
+                                                  "JSONL documents on stdin.")],
+    workspace: Workspace = Path(".signals"),
+    taxonomy: Annotated[str | None, typer.Option(help="Taxonomy YAML (as for extract).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model directory made by `signals train`.")] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Product catalog YAML.")] = None,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the folder.", min=0.01)] = 0.25,
+    settle: Annotated[float, typer.Option(help="A file is read once unchanged for this long.", min=0.0)] = 0.2,
+    once: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
+    batch: Annotated[int, typer.Option(help="stdin: documents per micro-batch.", min=1)] = 64,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Extract, store, index and refresh state for each new file as it lands (exactly once, across restarts)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    from .pipeline import Pipeline
+    from .watch import Watcher
+
+    def show(info: dict) -> None:
+        typer.echo(json.dumps(info, ensure_ascii=False), nl=True)
+
+    try:
+        watcher = Watcher(workspace, Pipeline(taxonomy, catalog=catalog, model=model), settle=settle)
+        if directory == "-":
+            watcher.run_stdin(batch=batch, on_file=show)
+        else:
+            if not Path(directory).is_dir():
+                raise ConfigError(f"{directory} is not a folder; give the folder new files land in, or -")
+            typer.secho(f"watching {directory} (Ctrl-C to stop)", err=True)
+            watcher.run(directory, poll=poll, once=once, on_file=show)
+    except SignalsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        typer.secho("stopped", err=True)

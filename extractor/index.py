@@ -344,8 +344,12 @@ def _fuse(ranked: list[tuple[float, list[tuple[int, float]]]]) -> dict[int, floa
     return out
 
 
-def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = False, embedder=None) -> dict:
-    """Store the results in ``paths`` (JSONL or Parquet from ``signals extract``) and index them."""
+def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = False, embedder=None,
+                  index: Index | None = None, then=None) -> dict:
+    """Store the results in ``paths`` (JSONL or Parquet from ``signals extract``) and index them.
+
+    ``index``: an open Index to update (a long-running watcher keeps one) instead of loading it;
+    ``then(store)``: called with the open store after the results are in (e.g. to record a file as done)."""
     from .io import read_results
 
     close_readers(workspace)
@@ -358,7 +362,7 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
     from .state import bump_versions
     from .store import is_opted_out
 
-    idx = Index.open(workspace, embedder)
+    idx = index if index is not None else Index.open(workspace, embedder)
     n_docs = n_skipped = 0
     bumped: dict[str, int] = {}
     with Store(workspace) as store:
@@ -372,6 +376,8 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
             idx.apply(added, removed, store)
             bumped.update(bump_versions(store, [r.customer_id for r in kept]))
         idx.save()
+        if then is not None:
+            then(store)
         counts = store.counts()
     out = {"documents_read": n_docs, "opted_out_skipped": n_skipped, **counts, "vectors": int(idx.vectors.ntotal),
            "customers_updated": len(bumped)}

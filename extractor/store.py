@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS state_versions (customer_key VARCHAR, version INTEGER
     digest VARCHAR, n_documents INTEGER, last_contact TIMESTAMPTZ, PRIMARY KEY (customer_key, version));
 CREATE TABLE IF NOT EXISTS overrides (override_id VARCHAR PRIMARY KEY, customer_key VARCHAR, doc_id VARCHAR,
     kind VARCHAR, target VARCHAR, old VARCHAR, new VARCHAR, reason VARCHAR, created_at TIMESTAMPTZ);
+CREATE TABLE IF NOT EXISTS ingested (path VARCHAR, sha256 VARCHAR, n_in INTEGER, n_ok INTEGER, n_rejected INTEGER,
+    n_opted_out INTEGER, output VARCHAR, arrived_at TIMESTAMPTZ, done_at TIMESTAMPTZ, PRIMARY KEY (path, sha256));
 CREATE INDEX IF NOT EXISTS segments_doc ON segments (doc_id);
 CREATE INDEX IF NOT EXISTS documents_customer ON documents (customer_key);
 CREATE INDEX IF NOT EXISTS signals_doc ON signals (doc_id);
@@ -104,17 +106,34 @@ def segments_of(res: ExtractionResult) -> list[SegmentRow]:
     return out
 
 
+LOCK_WAIT = 30.0  # seconds to wait for another process (a watcher, a search) to release the file
+
+
+def _connect(path: Path, *, read_only: bool):
+    """Open the DuckDB file, waiting while another process holds its lock (DuckDB allows one writer)."""
+    import time
+
+    import duckdb
+
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """One DuckDB file per workspace. Use as a context manager, or call ``close()``."""
 
     def __init__(self, workspace: str | Path, *, read_only: bool = False):
-        import duckdb
-
         self.workspace = Path(workspace)
         self.path = self.workspace / STORE_FILE
         if not read_only:
             self.workspace.mkdir(parents=True, exist_ok=True)
-        self.db = duckdb.connect(str(self.path), read_only=read_only and self.path.exists())
+        self.db = _connect(self.path, read_only=read_only and self.path.exists())
         if not read_only:
             self._migrate()
             self.db.execute(_DDL)
@@ -212,8 +231,6 @@ class Store:
 
         DuckDB reuses freed blocks but does not wipe them, so after a delete the bytes can still be in
         the file; copying the live rows to a new file is the only way to be sure they are gone."""
-        import duckdb
-
         fresh = self.path.with_name(self.path.name + ".compact")
         for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
             leftover.unlink(missing_ok=True)
@@ -227,7 +244,7 @@ class Store:
             os.fsync(fh.fileno())
         os.replace(fresh, self.path)
         self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
-        self.db = duckdb.connect(str(self.path))
+        self.db = _connect(self.path, read_only=False)
 
     # -- reading --------------------------------------------------------------------------------------
     def filter_ids(self, where: str | None) -> np.ndarray | None:
