@@ -286,27 +286,36 @@ def customer_keys(store: Store) -> list[str]:
         "SELECT customer_key FROM profiles WHERE NOT opted_out ORDER BY 1").fetchall()]
 
 
-def states(workspace: str | Path, *, as_of: datetime | None = None, cfg: StateConfig = StateConfig(),
-           keys: list[str] | None = None, store: Store | None = None) -> list[CustomerState]:
-    """The state of every customer (or of ``keys``), read in one pass over the store."""
+CHUNK = 20_000  # customers read from the store at a time (bounds memory for large workspaces)
+
+
+def iter_states(workspace: str | Path, *, as_of: datetime | None = None, cfg: StateConfig = StateConfig(),
+                keys: list[str] | None = None, store: Store | None = None):
+    """The state of every customer (or of ``keys``), read from the store ``CHUNK`` customers at a time."""
     from .index import _reader_for
     from .profiles import profiles_of
 
     store = store or _reader_for(workspace)
     keys = customer_keys(store) if keys is None else [k for k in map(norm_key, keys) if k]
     when = _utc(as_of) or datetime.now(timezone.utc)
-    loaded = load(store, keys, when if as_of is not None else None)
-    profiles = profiles_of(store, keys)
-    versions = dict(store.db.execute("SELECT customer_key, max(version) FROM state_versions GROUP BY 1").fetchall())
-    out = []
-    for key in keys:
-        data, profile = loaded[key], profiles.get(key)
-        if not data["docs"] and profile is None:
-            continue
-        shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
-        shown = shown or (profile or {}).get("attributes", {}).get("customer_id") or key
-        out.append(build(str(shown), data, profile, when, cfg, version=versions.get(key) if as_of is None else None))
-    return out
+    versions = dict(store.db.execute("SELECT customer_key, max(version) FROM state_versions WHERE customer_key IN "
+                                     "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [keys]).fetchall())
+    for lo in range(0, len(keys), CHUNK):
+        chunk = keys[lo:lo + CHUNK]
+        loaded = load(store, chunk, when if as_of is not None else None)
+        profiles = profiles_of(store, chunk)
+        for key in chunk:
+            data, profile = loaded[key], profiles.get(key)
+            if not data["docs"] and profile is None:
+                continue
+            shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
+            shown = shown or (profile or {}).get("attributes", {}).get("customer_id") or key
+            yield build(str(shown), data, profile, when, cfg, version=versions.get(key) if as_of is None else None)
+
+
+def states(workspace: str | Path, **kwargs) -> list[CustomerState]:
+    """``list(iter_states(...))``."""
+    return list(iter_states(workspace, **kwargs))
 
 
 def digest(data: dict[str, Any], profile: dict | None) -> str:
@@ -321,12 +330,20 @@ def digest(data: dict[str, Any], profile: dict | None) -> str:
 
 def bump_versions(store: Store, customer_ids: list[str | None]) -> dict[str, int]:
     """Give each touched customer whose inputs changed a new state version; ``{key: version}`` of those bumped."""
-    from .profiles import profile_of
-
     keys = sorted({k for k in map(norm_key, customer_ids) if k})
+    bumped: dict[str, int] = {}
+    for lo in range(0, len(keys), CHUNK):
+        bumped.update(_bump(store, keys[lo:lo + CHUNK]))
+    return bumped
+
+
+def _bump(store: Store, keys: list[str]) -> dict[str, int]:
+    from .profiles import profiles_of
+
     if not keys:
         return {}
     loaded = load(store, keys, None)
+    profiles = profiles_of(store, keys)
     latest = dict(store.db.execute(
         "SELECT customer_key, arg_max(digest, version) FROM state_versions WHERE customer_key IN "
         "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [keys]).fetchall())
@@ -335,7 +352,7 @@ def bump_versions(store: Store, customer_ids: list[str | None]) -> dict[str, int
     now, bumped, rows = datetime.now(timezone.utc), {}, []
     for key in keys:
         data = loaded[key]
-        d = digest(data, profile_of(store, key))
+        d = digest(data, profiles.get(key))
         if latest.get(key) == d:
             continue
         bumped[key] = top.get(key, 0) + 1

@@ -188,8 +188,18 @@ class Store:
         return added, removed
 
     def _insert(self, table: str, rows: list[tuple], width: int) -> None:
-        if rows:
-            self.db.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * width)})", rows)
+        """Bulk insert through Arrow (``executemany`` costs about a millisecond a row)."""
+        if not rows:
+            return
+        import pyarrow as pa
+
+        cols = [f"c{i}" for i in range(width)]
+        arrow = pa.table(dict(zip(cols, map(list, zip(*rows)))))
+        self.db.register("_rows", arrow)
+        try:
+            self.db.execute(f"INSERT INTO {table} SELECT * FROM _rows")
+        finally:
+            self.db.unregister("_rows")
 
     def delete_docs(self, doc_ids: list[str]) -> list[int]:
         """Remove documents and everything of theirs; returns the removed segment ids."""
