@@ -44,6 +44,18 @@ def test_quickstart_commands_run(tmp_path, pipeline):
         res = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=600)
         assert res.returncode == 0, (line, res.stdout[-2000:], res.stderr[-2000:])
     assert "charged" in res.stdout and "sentiment=negative" in res.stdout and "exact-scan" in res.stdout
+    outs = []
+    for line in _block("customers", "bash").strip().splitlines():  # then the customer commands
+        argv = shlex.split(line)
+        argv[0] = str(bindir / Path(argv[0]).name)
+        res = subprocess.run(argv, cwd=work, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, (line, res.stdout[-2000:], res.stderr[-2000:])
+        outs.append(res.stdout)
+    assert "3 opted out" in outs[0]
+    assert "profile:" in outs[1] and "intent billing_double_charge" in outs[1] and "“" in outs[1]
+    assert "rule " in outs[2] and "✓" in outs[2]
+    assert json.loads(outs[3])["documents"] >= 1 and json.loads(outs[3])["output_rows"] >= 1
+    assert '"C066"' not in (work / "out/signals.jsonl").read_text("utf-8")  # a managed output: scrubbed
 
 
 def test_python_example_runs(tmp_path, pipeline, capsys):
