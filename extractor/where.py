@@ -44,6 +44,7 @@ KNOWN_FIELDS: dict[str, str] = {
     "sentiment": "the document's sentiment: negative|neutral|positive, or a score in [-1, 1]",
     "urgency": "the document's urgency: low|medium|high|critical (ordered), or a score in [0, 1]",
     "constraint": "the document has a constraint of this type; constraint.TYPE=VALUE matches its value",
+    "profile": "profile.ATTR: an attribute of the customer's imported profile (text: = !=; numbers: any operator)",
 }
 ALIASES = {"customer": "customer_id", "id": "doc_id"}
 URGENCY_LEVELS = ("low", "medium", "high", "critical")
@@ -276,7 +277,9 @@ def _check_field(p: _Parser, tok: Token) -> str:
     name = tok.text.lower()
     name = ALIASES.get(name, name)
     head, _, tail = name.partition(".")
-    if name in KNOWN_FIELDS or (head == "constraint" and tail):
+    if head == "profile" and tail:
+        return "profile." + tok.text.partition(".")[2]  # profile attributes keep their case
+    if (name in KNOWN_FIELDS and name != "profile") or (head == "constraint" and tail):
         return name
     raise WhereError(p.text, tok.pos, f"unknown field '{tok.text}'", _known_fields_hint())
 
@@ -296,6 +299,8 @@ def _check_value(p: _Parser, field: str, op_tok: Token, tok: Token) -> Value:
     if kind == "sentiment" and number is None:
         return _check_label(p, tok, op_tok, SENTIMENT_LABELS, "a sentiment label", EQ_OPS)
     if kind in ("urgency", "sentiment"):
+        return number
+    if kind == "profile" and number is not None and tok.kind == "word":
         return number
     if op_tok.text not in EQ_OPS:
         raise WhereError(p.text, op_tok.pos, f"'{field}' takes only = != or in, got '{op_tok.text}'")
@@ -363,6 +368,21 @@ def _sql_signal_field(field: str, op: str, value: Value) -> SQL:
     return _signal(kind, op, "lower(g.label) = lower(?)", [value])
 
 
+_PROFILE = ("EXISTS (SELECT 1 FROM profiles p WHERE p.customer_key = d.customer_key AND NOT p.opted_out "
+            "AND {cond})")
+
+
+def _sql_profile(attr: str, op: str, value: Value) -> SQL:
+    """A profile attribute test (the attribute name is an identifier; it travels as a JSON path parameter)."""
+    path = f'$."{attr}"'
+    cmp = "=" if op == "!=" else op
+    if isinstance(value, float):
+        sql = _PROFILE.format(cond=f"TRY_CAST(json_extract_string(p.attrs, ?) AS DOUBLE) {cmp} ?")
+    else:
+        sql = _PROFILE.format(cond="lower(json_extract_string(p.attrs, ?)) = lower(?)")
+    return (f"(NOT {sql})" if op == "!=" else sql), [path, value]
+
+
 def _sql_cmp(node: Cmp) -> SQL:
     field, op, value = node.field, node.op, node.value
     if op not in OPS:
@@ -379,6 +399,8 @@ def _sql_cmp(node: Cmp) -> SQL:
         return (f"(NOT {sql})" if op == "!=" else sql), [value, value]
     if field.partition(".")[0] in ("intent", "sentiment", "urgency", "constraint"):
         return _sql_signal_field(field, op, value)
+    if field.startswith("profile."):
+        return _sql_profile(field.partition(".")[2], op, value)
     raise WhereError(str(node), None, f"unknown field {field!r}", _known_fields_hint())
 
 

@@ -257,3 +257,25 @@ def test_state_cli_and_audit_log(ws):
     events = [r["event"] for r in json.loads(log.output)]
     assert events == ["index", "forget", "forget", "forget", "profiles"]  # the three opted out are erased
     assert "C0" not in log.output and "@example.com" not in log.output  # no personal data in the audit log
+
+
+def test_search_filters_on_profile_attributes_before_ranking(ws):
+    close_readers(ws)
+    with Store(ws, read_only=True) as st:
+        premium = {r[0] for r in st.db.execute(
+            "SELECT d.customer_id FROM documents d JOIN profiles p USING (customer_key) "
+            "WHERE json_extract_string(p.attrs, '$.plan') = 'Nimbus Premium'").fetchall()}
+        rich = {r[0] for r in st.db.execute(
+            "SELECT d.customer_id FROM documents d JOIN profiles p USING (customer_key) "
+            "WHERE CAST(json_extract_string(p.attrs, '$.lifetime_value') AS DOUBLE) >= 2000").fetchall()}
+    assert premium and rich
+    idx = Index.open(ws)
+    for where, allowed in (('profile.plan = "nimbus premium"', premium), ("profile.lifetime_value >= 2000", rich),
+                           ('profile.plan = "Nimbus Premium" and channel = chat', None)):
+        for mode in ("vector", "keyword", "hybrid"):
+            res = idx.search("my bill is wrong", where=where, k=5, mode=mode)
+            assert res.hits or mode == "keyword", (where, mode)
+            if allowed is not None:
+                assert {h.customer_id for h in res.hits} <= allowed, (where, mode)
+            else:
+                assert all(h.customer_id in premium and h.channel == "chat" for h in res.hits)

@@ -298,3 +298,14 @@ def test_a_turn_level_sentiment_does_not_make_the_document_match(db):
         assert seg_ids(db, "sentiment=neutral") == before
     finally:
         db.execute("DELETE FROM signals WHERE sig_idx = 9")
+
+
+def test_profile_attributes_keep_their_case_and_compare_as_text_or_number():
+    assert parse("profile.Plan = 'Nimbus Plus'") == Cmp("profile.Plan", "=", "Nimbus Plus")
+    assert parse("profile.lifetime_value >= 1000") == Cmp("profile.lifetime_value", ">=", 1000.0)
+    sql, params = to_sql(parse("profile.plan != basic"))
+    assert sql.startswith("(NOT EXISTS") and params == ['$."plan"', "basic"]
+    with pytest.raises(WhereError, match="takes only = != or in"):
+        parse("profile.plan > basic")
+    with pytest.raises(WhereError, match="unknown field"):
+        parse("profile = x")
