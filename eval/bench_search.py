@@ -355,7 +355,8 @@ def child_main(args) -> None:
     fn = {"ours-exact": child_ours, "ours-hnsw": child_ours, "lance": child_lance, "chroma": child_chroma}[args.child]
     res.update(fn(args, wd, m, corpus, queries, filters))
     res["peak_rss_mb"] = peak_rss_mb()
-    (wd / f"res_{args.child}_{m}.json").write_text(json.dumps(res))
+    name = f"res_{args.child}_{m}_requery.json" if args.reuse_index else f"res_{args.child}_{m}.json"
+    (wd / name).write_text(json.dumps(res))
 
 
 def child_ours(args, wd, m, corpus, queries, filters) -> dict:
@@ -376,23 +377,31 @@ def child_ours(args, wd, m, corpus, queries, filters) -> dict:
     hnsw = args.child == "ours-hnsw"
     out: dict = {"hnsw_above_default": HNSW_ABOVE}
     idx = Index(wd / f"ws_{m}", embedder=None, embedder_id="bench", dim=DIM, hnsw_above=0 if hnsw else 10**12)
-    log(f"[{args.child}] building over {m:,} vectors")
-    t0 = time.perf_counter()
-    idx.vectors.add_with_ids(corpus, seg_ids)  # what Index.apply does after embedding
-    t1 = time.perf_counter()
-    idx._maybe_hnsw()  # the project's move to HNSW (M=32, efConstruction=80), as apply() calls it
-    t2 = time.perf_counter()
-    out["build_s"] = t2 - t0
-    out["build_parts"] = {"flat_add_s": t1 - t0, "maybe_hnsw_s": t2 - t1}
-    out["rss_after_build_mb"] = rss_mb()
+    path = wd / f"{args.child}_{m}.faiss"
+    if args.reuse_index and path.exists():  # re-measure queries only: build figures come from the earlier run
+        idx.vectors = faiss.read_index(str(path))
+        out["reused_index"] = str(path)
+        out["build_s"] = float("nan")
+        out["disk_mb"] = dir_size_mb(path)
+        log(f"[{args.child}] reusing {path.name} (queries only)")
+    else:
+        log(f"[{args.child}] building over {m:,} vectors")
+        t0 = time.perf_counter()
+        idx.vectors.add_with_ids(corpus, seg_ids)  # what Index.apply does after embedding
+        t1 = time.perf_counter()
+        idx._maybe_hnsw()  # the project's move to HNSW (M=32, efConstruction=80), as apply() calls it
+        t2 = time.perf_counter()
+        out["build_s"] = t2 - t0
+        out["build_parts"] = {"flat_add_s": t1 - t0, "maybe_hnsw_s": t2 - t1}
+        out["rss_after_build_mb"] = rss_mb()
+        t0 = time.perf_counter()
+        faiss.write_index(idx.vectors, str(path))
+        out["write_s"] = time.perf_counter() - t0
+        out["disk_mb"] = dir_size_mb(path)
     base = faiss.downcast_index(idx.vectors.index)
     out["index_type"] = type(base).__name__
-    path = wd / f"{args.child}_{m}.faiss"
-    t0 = time.perf_counter()
-    faiss.write_index(idx.vectors, str(path))
-    out["write_s"] = time.perf_counter() - t0
-    out["disk_mb"] = dir_size_mb(path)
-    log(f"[{args.child}] built in {out['build_s']:.1f} s ({out['index_type']}), {out['disk_mb']:.0f} MB on disk")
+    log(f"[{args.child}] {out['index_type']} over {int(idx.vectors.ntotal):,} vectors, build {out['build_s']:.1f} s, "
+        f"{out['disk_mb']:.0f} MB on disk")
 
     def plain(q):
         found, strategy = idx.rank_vector(q, None, 10)
@@ -589,17 +598,33 @@ def child_chroma(args, wd, m, corpus, queries, filters) -> dict:
 # --- the orchestrator -----------------------------------------------------------------------------------------
 
 def run_child(system: str, wd: Path, m: int, args) -> dict:
+    """One system's build + queries in a subprocess; with --reuse-results an earlier result file is read instead,
+    and with --requery SYSTEM that system's queries are re-run on its saved index (build figures kept)."""
+    path = wd / f"res_{system}_{m}.json"
+    requery = system in args.requery.split(",") and system.startswith("ours")
+    if args.reuse_results and path.exists() and not requery:
+        log(f"{system} at n={m:,}: reusing {path.name}")
+        return json.loads(path.read_text())
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", system, "--workdir", str(wd), "--m", str(m),
            "--peer-budget-s", str(args.peer_budget_s), "--filter-budget-s", str(args.filter_budget_s)]
-    log(f"[bold]{system}[/bold] at n={m:,}: subprocess")
+    if requery and path.exists():
+        cmd.append("--reuse-index")
+    log(f"[bold]{system}[/bold] at n={m:,}: subprocess{' (queries only, saved index)' if '--reuse-index' in cmd else ''}")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd)
     wall = time.perf_counter() - t0
-    path = wd / f"res_{system}_{m}.json"
-    if proc.returncode != 0 or not path.exists():
+    out_path = wd / (f"res_{system}_{m}_requery.json" if "--reuse-index" in cmd else path.name)
+    if proc.returncode != 0 or not out_path.exists():
         log(f"[red]{system} failed (exit {proc.returncode})[/red]")
         return {"system": system, "n": m, "error": f"exit {proc.returncode}", "wall_s": wall}
-    res = json.loads(path.read_text())
+    res = json.loads(out_path.read_text())
+    if "--reuse-index" in cmd:
+        old = json.loads(path.read_text())
+        old.update(configs=res["configs"], requeried_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   requery_peak_rss_mb=res["peak_rss_mb"])
+        if "filtered" in res:
+            old["filtered"] = res["filtered"]
+        res = old
     res["wall_s"] = wall
     return res
 
@@ -726,6 +751,12 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--m", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--embed-only", action="store_true", help="just compute/cache the real embeddings")
+    ap.add_argument("--reuse-results", action="store_true",
+                    help="read the result files an earlier run of the same --n/--seed left instead of re-running")
+    ap.add_argument("--requery", default="", help="with --reuse-results: re-run these ours-* systems' queries on "
+                    "their saved index (e.g. after a noisy latency phase); build figures are kept")
+    ap.add_argument("--reuse-index", action="store_true",
+                    help="children of ours load the FAISS index an earlier run saved (to re-measure queries only)")
     args = ap.parse_args(argv)
     if args.child:
         child_main(args)
@@ -776,7 +807,8 @@ def main(argv=None) -> None:
         if m != args.n and f"ours-hnsw@{m}" not in results and "ours-hnsw" in systems:
             seg_ids = np.load(wd / "seg_ids.npy")
             src = np.full(m, -1)  # texts are not needed for vector search
-            build_store(wd / f"ws_{m}", m, meta, seg_ids, ["[synthetic]"], src)
+            if not (wd / f"ws_{m}" / "store.duckdb").exists():
+                build_store(wd / f"ws_{m}", m, meta, seg_ids, ["[synthetic]"], src)
             raw = run_child("ours-hnsw", wd, m, args)
             gt, fgt = ground_truth(m)
             results[f"ours-hnsw@{m}"] = summarise(raw, gt, fgt, filters, fields, m)

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Pipeline", "extract", "__version__"]
+__all__ = ["Pipeline", "customer_state", "extract", "__version__"]
 
 if TYPE_CHECKING:
     from .pipeline import Pipeline
-    from .types import ExtractionResult
+    from .types import CustomerState, ExtractionResult
 
 _default: Any = None
 
@@ -42,3 +42,10 @@ def extract(text: str, **fields: Any) -> ExtractionResult:
 
         _default = Pipeline()
     return _default.extract(text, **fields)
+
+
+def customer_state(customer_id: str, workspace: str = ".signals", **kwargs: Any) -> CustomerState | None:
+    """The state of one customer in ``workspace`` (``as_of=``, ``cfg=`` as in ``extractor.state.state``)."""
+    from .state import state
+
+    return state(workspace, customer_id, **kwargs)

@@ -182,7 +182,7 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
             store.db.execute("DELETE FROM profiles WHERE customer_key IN (SELECT unnest(?::VARCHAR[]))",
                              [[x for k in rows for x in (k, optout_marker(k))]])
             if rows:
-                store.db.executemany("INSERT INTO profiles VALUES (?, ?, ?, ?, ?, ?)", list(rows.values()))
+                store.insert("profiles", list(rows.values()), 6)
             store.db.execute("COMMIT")
         except Exception:
             store.db.execute("ROLLBACK")

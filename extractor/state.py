@@ -359,5 +359,5 @@ def _bump(store: Store, keys: list[str]) -> dict[str, int]:
         times = [v["created_at"] for v in data["docs"].values() if v["created_at"] is not None]
         rows.append((key, bumped[key], now, d, len(data["docs"]), max(times, default=None)))
     if rows:
-        store.db.executemany("INSERT INTO state_versions VALUES (?, ?, ?, ?, ?, ?)", rows)
+        store.insert("state_versions", rows, 6)
     return bumped

@@ -177,17 +177,17 @@ class Store:
                 evs += [(r.id, i, e.turn, e.start, e.end, e.text, e.match) for e in s.evidence]
         self.db.execute("BEGIN")
         try:
-            self._insert("documents", docs, 7)
-            self._insert("segments", [tuple(vars(s).values()) for s in added], 8)
-            self._insert("signals", sigs, 10)
-            self._insert("evidence", evs, 7)
+            self.insert("documents", docs, 7)
+            self.insert("segments", [tuple(vars(s).values()) for s in added], 8)
+            self.insert("signals", sigs, 10)
+            self.insert("evidence", evs, 7)
             self.db.execute("COMMIT")
         except Exception:
             self.db.execute("ROLLBACK")
             raise
         return added, removed
 
-    def _insert(self, table: str, rows: list[tuple], width: int) -> None:
+    def insert(self, table: str, rows: list[tuple], width: int) -> None:
         """Bulk insert through Arrow (``executemany`` costs about a millisecond a row)."""
         if not rows:
             return

@@ -62,7 +62,10 @@ def test_state_shows_every_field_with_exact_evidence(ws, sample_docs):
 
 
 def test_state_of_an_unknown_customer_is_none(ws):
+    import extractor
+
     assert state(ws, "NOBODY") is None
+    assert extractor.customer_state("C001", workspace=str(ws)).documents == state(ws, "C001").documents
     result = runner.invoke(app, ["state", "NOBODY", "--workspace", str(ws)])
     assert result.exit_code == 1 and "No customer" in result.output
 
