@@ -175,12 +175,39 @@ class Watcher:
                     break
                 if line.strip():
                     pending.append(line if line.endswith("\n") else line + "\n")
-            if pending:
-                path = inbox / f"stdin-{time.time_ns()}.jsonl"
-                path.write_text("".join(pending), "utf-8")
+            if pending:  # a transient file: opted-out customers' lines never reach the disk, and it goes after
+                from .profiles import opted_out_markers
+
+                kept, skipped = _without_opted_out(pending, opted_out_markers(self.workspace))
                 pending = []
-                info = self.process(path)
+                path = inbox / f"stdin-{time.time_ns()}.jsonl"
+                path.write_text("".join(kept), "utf-8")
+                try:
+                    info = self.process(path)
+                finally:
+                    path.unlink(missing_ok=True)
+                info.update(n_in=info["n_in"] + skipped, n_opted_out=info["n_opted_out"] + skipped)
                 n += 1
                 if on_file:
                     on_file(info)
         return n
+
+
+def _without_opted_out(lines: list[str], markers: set[str]) -> tuple[list[str], int]:
+    """The lines whose JSON ``customer_id`` is not opted out (unparsable lines stay: the reader rejects them)."""
+    import json
+
+    from .store import is_opted_out
+
+    if not markers:
+        return lines, 0
+    kept = []
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            kept.append(line)
+            continue
+        if not (isinstance(row, dict) and is_opted_out(row.get("customer_id"), markers)):
+            kept.append(line)
+    return kept, len(lines) - len(kept)

@@ -60,9 +60,15 @@ def test_files_are_processed_once_across_restarts(built, pipeline, tmp_path):
 
 def test_stdin_stream_in_micro_batches(built, pipeline, tmp_path):
     ws = Path(shutil.copytree(built, tmp_path / "ws"))
-    stream = io.StringIO("".join(_doc(10 + i, "C007", f"QY{i}") for i in range(5)))
+    import_profiles(ws, str(SAMPLE / "profiles.csv"))  # C029 is opted out
+    lines = [_doc(10 + i, "C007", f"QY{i}") for i in range(5)] + [_doc(20, "C029", "QY20")]
     seen = []
-    assert Watcher(ws, pipeline).run_stdin(batch=2, wait=0.5, stream=stream, on_file=seen.append) == 3
-    assert sum(s["n_ok"] for s in seen) == 5
+    assert Watcher(ws, pipeline).run_stdin(batch=2, wait=0.5, stream=io.StringIO("".join(lines)),
+                                           on_file=seen.append) == 3
+    assert sum(s["n_ok"] for s in seen) == 5 and sum(s["n_opted_out"] for s in seen) == 1
+    assert sum(s["n_in"] for s in seen) == 6
     close_readers(ws)
     assert {f"W{10 + i}" for i in range(5)} <= set(state(ws, "C007").documents)
+    assert state(ws, "C029") is None
+    assert not list((ws / "watch" / "stdin").iterdir())  # the micro-batch files are gone
+    assert not [f for f in ws.rglob("*") if f.is_file() and b"QY20" in f.read_bytes()]
