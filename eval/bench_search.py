@@ -459,6 +459,11 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
     path = wd / f"lance_{m}"
     import shutil
 
+    if args.reuse_index and path.exists():
+        tbl = lancedb.connect(str(path)).open_table("bench")
+        out: dict = {"reused_index": str(path), "build_s": float("nan"), "disk_mb": dir_size_mb(path),
+                     "versions": {"lancedb": lancedb.__version__}}
+        return _lance_queries(args, tbl, out, queries, filters)
     shutil.rmtree(path, ignore_errors=True)
     db = lancedb.connect(str(path))
     t0 = time.perf_counter()
@@ -490,7 +495,10 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
         out["indices"] = [str(i) for i in tbl.list_indices()]
     except Exception as exc:  # informational only
         out["indices"] = [repr(exc)]
+    return _lance_queries(args, tbl, out, queries, filters)
 
+
+def _lance_queries(args, tbl, out: dict, queries, filters) -> dict:
     def q_default(q):
         r = tbl.search(q).distance_type("dot").limit(10).select(["id", "_distance"]).to_arrow()
         return r["id"].to_pylist(), None
@@ -534,9 +542,17 @@ def child_chroma(args, wd, m, corpus, queries, filters) -> dict:
 
     meta = dict(np.load(wd / "meta.npz"))
     path = wd / f"chroma_{m}"
-    shutil.rmtree(path, ignore_errors=True)
     intents, custs, chans = (row_field(meta, f, m) for f in ("intent", "customer_id", "channel"))
     created = meta["doc_created"][meta["row_doc"][:m]]
+    if args.reuse_index and path.exists():
+        client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
+        t0 = time.perf_counter()
+        col = client.get_collection("bench", embedding_function=None)
+        col.query(query_embeddings=[queries[0]], n_results=10, include=["distances"])  # loads the index
+        out = {"reused_index": str(path), "build_s": float("nan"), "open_s": time.perf_counter() - t0,
+               "count": col.count(), "disk_mb": dir_size_mb(path), "versions": {"chromadb": chromadb.__version__}}
+        return _chroma_queries(args, col, out, queries, filters)
+    shutil.rmtree(path, ignore_errors=True)
     client = chromadb.PersistentClient(path=str(path), settings=Settings(anonymized_telemetry=False))
     col = client.create_collection("bench", configuration={"hnsw": {"space": "ip", "num_threads": THREADS}},
                                    embedding_function=None)
@@ -567,7 +583,10 @@ def child_chroma(args, wd, m, corpus, queries, filters) -> dict:
     except Exception as exc:
         out["configuration"] = repr(exc)
     log(f"[chroma] {built:,} vectors in {build_s:.1f} s, {out['disk_mb']:.0f} MB on disk")
+    return _chroma_queries(args, col, out, queries, filters)
 
+
+def _chroma_queries(args, col, out: dict, queries, filters) -> dict:
     def q_plain(q):
         r = col.query(query_embeddings=[q], n_results=10, include=["distances"])
         return [int(x) for x in r["ids"][0]], None
@@ -601,7 +620,7 @@ def run_child(system: str, wd: Path, m: int, args) -> dict:
     """One system's build + queries in a subprocess; with --reuse-results an earlier result file is read instead,
     and with --requery SYSTEM that system's queries are re-run on its saved index (build figures kept)."""
     path = wd / f"res_{system}_{m}.json"
-    requery = system in args.requery.split(",") and system.startswith("ours")
+    requery = system in args.requery.split(",")
     if args.reuse_results and path.exists() and not requery:
         log(f"{system} at n={m:,}: reusing {path.name}")
         return json.loads(path.read_text())

@@ -189,8 +189,11 @@ class Index:
         return self.manifest
 
     # -- building -------------------------------------------------------------------------------------
-    def apply(self, added: list[SegmentRow], removed: list[int], store: Store) -> None:
-        """Follow a store change: drop ``removed`` segment ids, embed and add ``added``; rebuild BM25."""
+    def apply(self, added: list[SegmentRow], removed: list[int], store: Store, *, erase: bool = False) -> None:
+        """Follow a store change: drop ``removed`` segment ids, embed and add ``added``.
+
+        Keywords go to the BM25 delta (a full BM25 build once it has grown); ``erase`` rebuilds BM25
+        at once, so no word of the removed segments stays in the saved vocabulary (erasure)."""
         if removed:
             self._remove(np.asarray(removed, dtype=np.int64))
         if added:
@@ -198,7 +201,10 @@ class Index:
             self.vectors.add_with_ids(np.asarray(vecs, dtype=np.float32),
                                       np.asarray([s.seg_id for s in added], dtype=np.int64))
         self._maybe_hnsw()
-        self._rebuild_bm25(store.all_segments())
+        self.keywords.remove(removed)
+        self.keywords.add([s.text for s in added], [s.seg_id for s in added])
+        if erase or self.keywords.needs_rebuild():  # erasure, or the delta grew past its share
+            self._rebuild_bm25(store.all_segments())
 
     def _remove(self, ids: np.ndarray) -> None:
         import faiss

@@ -54,3 +54,49 @@ def test_empty_index(tmp_path):
     kw.save(tmp_path)
     assert len(KeywordIndex.load(tmp_path)) == 0
     assert KeywordIndex.load(tmp_path).rank("anything", None, 5) == []
+
+
+def _bm25s_scores(texts: list[str], query: str) -> np.ndarray:
+    bm25s = _bm25s()
+    ref = bm25s.BM25()
+    ref.index(bm25s.tokenize(texts, stopwords="english", show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize([query], stopwords="english", return_ids=False, show_progress=False)[0]
+    return ref.get_scores(tokens) if ref.get_tokens_ids(tokens) else np.zeros(len(texts), np.float32)
+
+
+@pytest.mark.parametrize("query", ["refund", "charged twice order 4412", "router wifi", "delivery late refund"])
+def test_added_segments_score_as_a_full_rebuild_would(query):
+    texts = _texts()
+    main, extra = texts[:25], texts[25:]
+    kw = KeywordIndex.build(main, np.arange(len(main)))
+    kw.add(extra, np.arange(len(main), len(texts)))
+    want = _bm25s_scores(texts, query)[len(main):]  # the delta's scores in a build over everything
+    ids, got = kw.delta_scores(query)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert list(ids) == list(range(len(main), len(texts)))
+
+
+def test_removed_and_replaced_segments_leave_the_ranking(tmp_path):
+    texts = _texts()
+    kw = KeywordIndex.build(texts, np.arange(len(texts)))
+    top = kw.rank("refund", None, 3)[0][0]
+    kw.remove([top])
+    assert top not in {i for i, _ in kw.rank("refund", None, 50)}
+    kw.add(["this segment now talks about a zebra"], [5])  # replace segment 5's text
+    assert kw.rank("zebra", None, 5)[0][0] == 5
+    assert 5 not in {i for i, _ in kw.rank(texts[5].split()[0], None, 50)} or "zebra" in texts[5]
+    assert len(kw) == len(texts) - 1
+    kw.save(tmp_path)
+    back = KeywordIndex.load(tmp_path)
+    assert back.rank("zebra", None, 5) == kw.rank("zebra", None, 5) and len(back) == len(kw)
+    assert back.rank("refund", None, 50) == kw.rank("refund", None, 50)
+
+
+def test_an_index_started_empty_grows_by_delta_and_asks_for_a_rebuild():
+    kw = KeywordIndex.empty()
+    texts = _texts()
+    kw.add(texts, np.arange(len(texts)))
+    np.testing.assert_allclose(kw.delta_scores("refund")[1], _bm25s_scores(texts, "refund"), rtol=1e-5, atol=1e-6)
+    assert not kw.needs_rebuild()
+    kw.add(["x"] * 2100, np.arange(1000, 3100))
+    assert kw.needs_rebuild()

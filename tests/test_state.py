@@ -139,7 +139,22 @@ def _grep(needles: list[str], *roots: Path) -> list[tuple[str, str]]:
     return found
 
 
-def test_forget_leaves_none_of_the_customers_bytes(ws, results_file, tmp_path):
+def _assert_words_gone(ws: Path, sample_docs, customer: str) -> None:
+    """No word that only ``customer`` used is in the saved keyword vocabulary (or its delta)."""
+    from extractor.keyword import TOKEN
+
+    def words(docs) -> set[str]:
+        return {w for d in docs for _, t, _ in d.units() for w in TOKEN.findall(t.lower())}
+
+    unique = sorted(w for w in words(d for d in sample_docs.values() if d.customer_id == customer)
+                    - words(d for d in sample_docs.values() if d.customer_id != customer)
+                    if len(w) >= 4 and not w.isdigit())
+    assert unique, f"{customer} has words no one else uses"
+    saved = "".join(f.read_text("utf-8") for f in (ws / "index").glob("v*/kw_*.json"))
+    assert not [w for w in unique if f'"{w}"' in saved]  # their words left the keyword index too
+
+
+def test_forget_leaves_none_of_the_customers_bytes(ws, results_file, sample_docs, tmp_path):
     from extractor import outputs
 
     out = tmp_path / "outputs" / "run.jsonl"
@@ -151,14 +166,16 @@ def test_forget_leaves_none_of_the_customers_bytes(ws, results_file, tmp_path):
     cache.put("k1", {"text": json.dumps({"quote": text})}, customer_id="C001")
     cache.put("k2", {"text": "someone else"}, customer_id="C002")
     cache.close()
-    needles = [text, "hannah.okafor@example.com", "Hannah Okafor", "C001"]
-    assert {n for _, n in _grep(needles, ws, out.parent)} == set(needles)
+    needles = [text, "hannah.okafor@example.com", "Hannah Okafor", "C001", "okafor", "54.99 twice"]
+    found = {n for _, n in _grep(needles, ws, out.parent)}
+    assert found >= set(needles) - {"okafor"}, found
 
     result = runner.invoke(app, ["forget", "C001", "--workspace", str(ws)])
     assert result.exit_code == 0, result.output
     gone = json.loads(result.output)
     assert gone["documents"] == 2 and gone["cached_replies"] == 1 and gone["output_rows"] == 2
     assert _grep(needles, ws, out.parent) == []
+    _assert_words_gone(ws, sample_docs, "C001")
     assert state(ws, "C001") is None
     close_readers(ws)
     for mode in ("vector", "keyword", "hybrid"):
@@ -169,7 +186,7 @@ def test_forget_leaves_none_of_the_customers_bytes(ws, results_file, tmp_path):
     assert state(ws, "C002") is not None
 
 
-def test_opted_out_customers_are_never_processed(built, tmp_path):
+def test_opted_out_customers_are_never_processed(built, sample_docs, tmp_path):
     """Plant an opted-out customer before extraction: they appear in no output, store, index or cache."""
     ws = tmp_path / "ws"
     profiles = tmp_path / "profiles.csv"
@@ -193,6 +210,7 @@ def test_opted_out_customers_are_never_processed(built, tmp_path):
     assert {json.loads(line)["customer_id"] for line in out.read_text("utf-8").splitlines()} >= {"C002"}
     needles = ["charged $54.99 twice for my Nimbus Plus bill", "hannah.okafor@example.com", "Hannah Okafor", "C001"]
     assert _grep(needles, ws, out.parent) == []
+    _assert_words_gone(ws, sample_docs, "C001")
     assert state(ws, "C001") is None and state(ws, "C002") is not None
 
 
