@@ -53,19 +53,25 @@ def scrub(path: Path, customer_key: str, doc_ids: set[str]) -> int:
     return removed
 
 
-def _scrub_jsonl(path: Path, drop) -> int:
+def partition_lines(lines, drop) -> tuple[list[str], int]:
+    """The JSONL lines to keep (unparsable ones too) and how many JSON-object lines ``drop(row)`` matched."""
     keep, removed = [], 0
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            keep.append(line)
+            continue
+        if isinstance(row, dict) and drop(row):
+            removed += 1
+        else:
+            keep.append(line)
+    return keep, removed
+
+
+def _scrub_jsonl(path: Path, drop) -> int:
     with path.open(encoding="utf-8", errors="surrogateescape") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                keep.append(line)
-                continue
-            if isinstance(row, dict) and drop(row):
-                removed += 1
-            else:
-                keep.append(line)
+        keep, removed = partition_lines(fh, drop)
     if removed:
         _replace(path, "".join(keep).encode("utf-8", "surrogateescape"))
     return removed

@@ -195,19 +195,9 @@ class Watcher:
 
 def _without_opted_out(lines: list[str], markers: set[str]) -> tuple[list[str], int]:
     """The lines whose JSON ``customer_id`` is not opted out (unparsable lines stay: the reader rejects them)."""
-    import json
-
+    from .outputs import partition_lines
     from .store import is_opted_out
 
     if not markers:
         return lines, 0
-    kept = []
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            kept.append(line)
-            continue
-        if not (isinstance(row, dict) and is_opted_out(row.get("customer_id"), markers)):
-            kept.append(line)
-    return kept, len(lines) - len(kept)
+    return partition_lines(lines, lambda row: is_opted_out(row.get("customer_id"), markers))
