@@ -314,6 +314,8 @@ def search(
                                                    'created_at>=2026-10-01".')] = None,
     k: Annotated[int, typer.Option("-k", help="Number of hits.", min=1)] = 10,
     mode: Annotated[str, typer.Option(help="vector | keyword | hybrid")] = "hybrid",
+    level: Annotated[str, typer.Option(help="segment (quotes) or document (whole calls and tickets, each with "
+                                            "its best quote).")] = "segment",
     workspace: Workspace = Path(".signals"),
     explain: Annotated[bool, typer.Option(help="Say how the filter and ranking ran.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -323,7 +325,7 @@ def search(
     from .index import Index
 
     try:
-        result = Index.open(workspace).search(query, where=where, k=k, mode=mode)
+        result = Index.open(workspace).search(query, where=where, k=k, mode=mode, level=level)
     except SignalsError as exc:
         _fail(exc)
     if as_json:

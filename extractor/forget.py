@@ -35,7 +35,7 @@ def forget(workspace: str | Path, customer_id: str, *, reason: str = "erasure re
         idx = Index.open(ws)
         with Store(ws) as store:
             docs, seg_ids = store.delete_customer(key, keep_profile=keep_profile)
-            idx.apply([], seg_ids, store, erase=True)
+            idx.apply([], seg_ids, store, erase=True, docs=docs)
             idx.save()
             store.compact()
         counts.update(documents=len(docs), segments=len(seg_ids))

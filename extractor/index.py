@@ -31,7 +31,7 @@ import numpy as np
 from .errors import ConfigError
 from .ingest.results import fsync_dir
 from .keyword import KeywordIndex
-from .store import SegmentRow, Store
+from .store import SegmentRow, Store, document_id
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class Index:
         self.embedder_id = embedder_id or self.embedder.model_id
         self.dim = int(dim or self.embedder.dim)
         self.vectors = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+        self.documents = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))  # one vector per document: its segments' mean
+        self.doc_names: dict[int, str] = {}  # document vector id -> doc_id
         self.keywords = KeywordIndex.empty()
         self.manifest: dict[str, Any] = {}
 
@@ -136,6 +138,8 @@ class Index:
             _check_embedder(root, manifest["embedder"], manifest["dim"], embedder)
         idx = cls(workspace, embedder, embedder_id=manifest["embedder"], dim=manifest["dim"])
         idx.vectors = faiss.read_index(str(version / "vectors.faiss"))
+        idx.documents = faiss.read_index(str(version / "documents.faiss"))
+        idx.doc_names = {int(i): d for i, d in json.loads((version / "documents.json").read_text("utf-8"))}
         idx.manifest = manifest
         idx.keywords = KeywordIndex.load(version)
         return idx
@@ -149,6 +153,8 @@ class Index:
         tmp = self.root / f".{name}.tmp"
         tmp.mkdir()
         faiss.write_index(self.vectors, str(tmp / "vectors.faiss"))
+        faiss.write_index(self.documents, str(tmp / "documents.faiss"))
+        (tmp / "documents.json").write_text(json.dumps(list(self.doc_names.items()), ensure_ascii=False), "utf-8")
         self.keywords.save(tmp)
         (tmp / "manifest.json").write_text(json.dumps(self._manifest(), indent=2), "utf-8")
         for f in tmp.rglob("*"):
@@ -182,29 +188,54 @@ class Index:
         kind = type(faiss.downcast_index(base)).__name__
         params = {"M": 32, "efConstruction": 80, "efSearch": 64} if "HNSW" in kind else {}
         self.manifest = {"format": FORMAT, "embedder": self.embedder_id, "dim": self.dim,
-                         "count": int(self.vectors.ntotal), "index_type": kind, "params": params,
+                         "count": int(self.vectors.ntotal), "documents": int(self.documents.ntotal),
+                         "index_type": kind, "params": params,
                          "metric": "inner_product (normalised vectors: cosine)", "hnsw_above": self.hnsw_above,
                          "bm25_count": len(self.keywords), "built": datetime.now(timezone.utc).isoformat(),
                          "versions": {"faiss": faiss.__version__, "bm25s": version("bm25s")}}
         return self.manifest
 
     # -- building -------------------------------------------------------------------------------------
-    def apply(self, added: list[SegmentRow], removed: list[int], store: Store, *, erase: bool = False) -> None:
+    def apply(self, added: list[SegmentRow], removed: list[int], store: Store, *, erase: bool = False,
+              docs: list[str] = ()) -> None:
         """Follow a store change: drop ``removed`` segment ids, embed and add ``added``.
+
+        Document vectors of ``docs`` (stored again or deleted) and of the documents of ``added`` are
+        replaced by the mean of their new segment vectors.
 
         Keywords go to the BM25 delta (a full BM25 build once it has grown); ``erase`` rebuilds BM25
         at once, so no word of the removed segments stays in the saved vocabulary (erasure)."""
         if removed:
             self._remove(np.asarray(removed, dtype=np.int64))
+        vecs = np.asarray(self.embedder.encode([s.text for s in added]), dtype=np.float32) if added else None
         if added:
-            vecs = self.embedder.encode([s.text for s in added])
-            self.vectors.add_with_ids(np.asarray(vecs, dtype=np.float32),
-                                      np.asarray([s.seg_id for s in added], dtype=np.int64))
+            self.vectors.add_with_ids(vecs, np.asarray([s.seg_id for s in added], dtype=np.int64))
+        self._update_documents(added, vecs, docs)
         self._maybe_hnsw()
         self.keywords.remove(removed)
         self.keywords.add([s.text for s in added], [s.seg_id for s in added])
         if erase or self.keywords.needs_rebuild():  # erasure, or the delta grew past its share
             self._rebuild_bm25(store.all_segments())
+
+    def _update_documents(self, added: list[SegmentRow], vecs: np.ndarray | None, docs: list[str]) -> None:
+        import faiss
+
+        touched = sorted({s.doc_id for s in added} | set(docs))
+        if touched:
+            self.documents.remove_ids(faiss.IDSelectorBatch(np.asarray([document_id(d) for d in touched],
+                                                                        dtype=np.int64)))
+            for d in touched:
+                self.doc_names.pop(document_id(d), None)
+        if not added:
+            return
+        rows: dict[str, list[int]] = {}
+        for i, s in enumerate(added):
+            rows.setdefault(s.doc_id, []).append(i)
+        means = np.stack([vecs[r].mean(axis=0) for r in rows.values()])
+        means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+        self.documents.add_with_ids(means.astype(np.float32),
+                                    np.asarray([document_id(d) for d in rows], dtype=np.int64))
+        self.doc_names.update((document_id(d), d) for d in rows)
 
     def _remove(self, ids: np.ndarray) -> None:
         import faiss
@@ -239,14 +270,22 @@ class Index:
 
     # -- searching ------------------------------------------------------------------------------------
     def search(self, query: str, *, where: str | None = None, k: int = 10, mode: str = "hybrid",
-               weights: tuple[float, float] = (1.0, 1.0), store: Store | None = None) -> SearchResult:
-        """The ``k`` best segments for ``query`` among those matching ``where`` (filtered before ranking)."""
+               weights: tuple[float, float] = (1.0, 1.0), store: Store | None = None,
+               level: str = "segment") -> SearchResult:
+        """The ``k`` best segments (or, with ``level="document"``, documents) for ``query`` among those
+        matching ``where`` (filtered before ranking)."""
         if mode not in MODES:
             raise ConfigError(f"--mode {mode!r}: choose one of {', '.join(MODES)}")
         if k < 1:
             raise ConfigError(f"-k must be at least 1, not {k}")
+        if level not in ("segment", "document"):
+            raise ConfigError(f"--level {level!r}: choose segment or document")
         t0 = time.perf_counter()
         store = store or self._reader()
+        if level == "document":
+            from .doc_search import search_documents
+
+            return search_documents(self, query, where=where, k=k, mode=mode, weights=weights, store=store)
         allowed = store.filter_ids(where)
         pool = k if mode == "vector" else max(4 * k, 50)
         ranked, strategy = [], "none"
@@ -271,32 +310,35 @@ class Index:
         return self.rank_vector(np.asarray(self.embedder.encode([query]), dtype=np.float32)[0], allowed, pool)
 
     def rank_vector(self, qvec: np.ndarray, allowed: list[int] | np.ndarray | None,
-                    pool: int) -> tuple[list[tuple[int, float]], str]:
+                    pool: int, *, over=None) -> tuple[list[tuple[int, float]], str]:
         """The ``pool`` nearest segment ids to a normalised query vector among ``allowed`` (None: all).
 
-        Returns ``[(segment_id, score)]`` best first and the strategy used (``--explain`` shows it)."""
+        Returns ``[(segment_id, score)]`` best first and the strategy used (``--explain`` shows it).
+        ``over``: another FAISS index of this one's (``self.documents``) to rank instead."""
         import faiss
 
-        n = int(self.vectors.ntotal)
+        index = self.vectors if over is None else over
+        n = int(index.ntotal)
         if n == 0 or (allowed is not None and not len(allowed)):
             return [], "empty"
         q = np.asarray(qvec, dtype=np.float32).reshape(1, -1)
         if allowed is not None and len(allowed) <= EXACT_SCAN_BELOW:
-            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool), "exact-scan"
+            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool, index), "exact-scan"
         params = None
         if allowed is not None:
             sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
-            hnsw = isinstance(faiss.downcast_index(self.vectors.index), faiss.IndexHNSWFlat)
+            hnsw = isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat)
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(64, 2 * pool)) if hnsw \
                 else faiss.SearchParameters(sel=sel)
-        D, idx = self.vectors.search(q, min(pool, n), params=params)
+        D, idx = index.search(q, min(pool, n), params=params)
         found = [(int(i), float(d)) for d, i in zip(D[0], idx[0]) if i != -1]
         if allowed is not None and len(found) < min(pool, len(allowed)):  # ANN missed some: be exact
-            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool), "exact-scan (ANN fell short)"
+            return (self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool, index),
+                    "exact-scan (ANN fell short)")
         return found, "faiss-selector" if allowed is not None else "faiss"
 
-    def _exact_scan(self, q: np.ndarray, ids: np.ndarray, pool: int) -> list[tuple[int, float]]:
-        vecs = self.vectors.reconstruct_batch(ids)
+    def _exact_scan(self, q: np.ndarray, ids: np.ndarray, pool: int, index=None) -> list[tuple[int, float]]:
+        vecs = (self.vectors if index is None else index).reconstruct_batch(ids)
         scores = vecs @ q
         order = np.argsort(-scores)[:pool]
         return [(int(ids[i]), float(scores[i])) for i in order]
@@ -379,7 +421,7 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
             kept = [r for r in results if not is_opted_out(r.customer_id, markers)]
             n_skipped += len(results) - len(kept)
             added, removed = store.upsert(kept)
-            idx.apply(added, removed, store)
+            idx.apply(added, removed, store, docs=[r.id for r in kept])
             bumped.update(bump_versions(store, [r.customer_id for r in kept]))
         idx.save()
         if then is not None:

@@ -92,6 +92,11 @@ def segment_id(doc_id: str, turn: int | None, start: int) -> int:
     return int.from_bytes(digest.digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
+def document_id(doc_id: str) -> int:
+    """The 63-bit id of a document's vector (no segment has turn -1 and start -1)."""
+    return segment_id(doc_id, -1, -1)
+
+
 def segments_of(res: ExtractionResult) -> list[SegmentRow]:
     """The sentences of every unit (turn, or the text) of a result, with offsets into that unit."""
     from .segment import sentence_spans
@@ -266,6 +271,27 @@ class Store:
         cond, params = to_sql(parse(where))
         sql = f"SELECT s.seg_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
         return self.db.execute(sql, params).fetchnumpy()["seg_id"].astype(np.int64)
+
+    def filter_docs(self, where: str | None) -> list[str] | None:
+        """Ids of the documents with at least one segment matching ``where``; None without a filter."""
+        if not where or not where.strip():
+            return None
+        from .where import parse, to_sql
+
+        cond, params = to_sql(parse(where))
+        sql = f"SELECT DISTINCT s.doc_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
+        return [r[0] for r in self.db.execute(sql, params).fetchall()]
+
+    def segment_ids_of(self, doc_ids: list[str], allowed: np.ndarray | None = None) -> dict[str, list[int]]:
+        """Each document's segment ids (only those in ``allowed``, when given)."""
+        out: dict[str, list[int]] = {d: [] for d in doc_ids}
+        rows = self.db.execute("SELECT doc_id, seg_id FROM segments WHERE doc_id IN (SELECT unnest(?::VARCHAR[])) "
+                               "ORDER BY doc_id, turn NULLS FIRST, start", [list(doc_ids)]).fetchall()
+        keep = None if allowed is None else set(np.asarray(allowed).tolist())
+        for doc, seg in rows:
+            if keep is None or seg in keep:
+                out[doc].append(seg)
+        return out
 
     def segments(self, seg_ids: list[int]) -> dict[int, dict]:
         """Segment rows joined to their document's customer, channel and date, by segment id."""

@@ -69,9 +69,11 @@ def test_a_filtered_query_returns_k_hits_that_all_match(workspace, where):
 
 
 def test_re_indexing_the_same_results_replaces_rows(workspace, results_file):
-    before = Index.open(workspace).vectors.ntotal
+    before = Index.open(workspace)
     out = index_results(workspace, [str(results_file)])
-    assert out["segments"] == before == Index.open(workspace).vectors.ntotal
+    after = Index.open(workspace)
+    assert out["segments"] == before.vectors.ntotal == after.vectors.ntotal == len(after.keywords)
+    assert out["documents"] == before.documents.ntotal == after.documents.ntotal == len(after.doc_names)
 
 
 def test_deleting_a_customer_removes_rows_vectors_and_keywords(workspace, sample_docs):
@@ -180,3 +182,23 @@ def test_extract_with_index_lands_in_the_store_and_is_searchable(tmp_path):
         assert st.counts()["documents"] == 32
     hits = Index.open(ws).search("battery", k=3, where="channel=review").hits
     assert len(hits) == 3 and all(h.channel == "review" for h in hits)
+
+
+def test_document_level_search_ranks_documents_with_their_best_matching_quote(workspace, sample_docs):
+    idx = Index.open(workspace)
+    assert idx.documents.ntotal == len({d for d in idx.doc_names.values()}) == len(sample_docs)
+    for mode in ("vector", "keyword", "hybrid"):
+        res = idx.search("charged twice for my bill", k=5, mode=mode, level="document")
+        docs = [h.doc_id for h in res.hits]
+        assert len(docs) == len(set(docs)) == 5, (mode, docs)  # one hit per document
+        assert res.strategy.startswith("documents:")
+        for h in res.hits:
+            unit = sample_docs[h.doc_id].units()[h.turn if h.turn is not None else 0][1]
+            assert unit[h.start:h.end] == h.text
+    assert "T001" in [h.doc_id for h in idx.search("charged twice for my bill", k=5, level="document").hits]
+    res = idx.search("charged twice", where="channel=chat", k=4, mode="hybrid", level="document")
+    assert len(res.hits) == 4 and all(h.channel == "chat" for h in res.hits)
+    gone = forget_customer(workspace, "C001")
+    idx = Index.open(workspace)
+    assert gone["documents"] == 2 and idx.documents.ntotal == len(sample_docs) - 2
+    assert not [h for h in idx.search("charged twice", k=20, level="document").hits if h.customer_id == "C001"]
