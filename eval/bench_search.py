@@ -667,6 +667,7 @@ def summarise(res: dict, gt: np.ndarray, fgt: list, filters: list[dict], fields:
     if "error" in res:
         return res
     s = {k: v for k, v in res.items() if k not in ("configs", "filtered")}
+    s["n"] = m  # the size measured (a peer stopped by the build budget holds fewer than --n)
     s["configs"] = {}
     for name, c in res.get("configs", {}).items():
         s["configs"][name] = {"p50_ms": pct(c["lat_ms"], 50), "p95_ms": pct(c["lat_ms"], 95),
@@ -679,8 +680,8 @@ def summarise(res: dict, gt: np.ndarray, fgt: list, filters: list[dict], fields:
         k_ok = [len(r) == min(10, nm) for r, nm in zip(c["rows"], n_match)]
         match_ok = [all(fields[filters[i]["field"]][x] == filters[i]["value"] for x in r if 0 <= x < m) and
                     all(0 <= x < m for x in r) for r, i in zip(c["rows"], idx)]
-        rec = np.mean([len(set(r) & set(fgt[i][0].tolist())) / max(1, min(10, len(fgt[i][1])))
-                       for r, i in zip(c["rows"], idx)])
+        rec = np.mean([len(set(r) & set(fgt[i][0].tolist())) / min(10, len(fgt[i][1]))
+                       for r, i in zip(c["rows"], idx) if len(fgt[i][1])])  # queries with no match: no recall
         d = {"queries": len(idx), "selectivity": float(n_match.mean() / m), "matching_p50": float(np.median(n_match)),
              "p50_ms": pct(c["lat_ms"], 50), "p95_ms": pct(c["lat_ms"], 95),
              "k_hits_share": float(np.mean(k_ok)), "all_match": bool(all(match_ok)),

@@ -36,7 +36,7 @@ from .store import SegmentRow, Store, document_id
 log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
-FORMAT = "signals-index/2"  # /2: keyword arrays read with numpy (no bm25s at query time)
+FORMAT = "signals-index/3"  # /2: keyword arrays read with numpy; /3: BM25 delta, document vectors
 HNSW_ABOVE = 200_000  # segments; below this an exact IndexFlatIP is fast enough and has recall 1
 EXACT_SCAN_BELOW = 20_000  # filter matches; below this, score just those vectors exactly
 MODES = ("vector", "keyword", "hybrid")
