@@ -65,6 +65,14 @@ def log(msg: str) -> None:
 
 
 def peak_rss_mb() -> float:
+    """This process's own peak RSS: VmHWM of its address space. (``ru_maxrss`` is not used: Linux carries it over
+    from the parent across fork+exec, so a child would report at least the orchestrator's peak.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -622,8 +630,16 @@ def run_child(system: str, wd: Path, m: int, args) -> dict:
     path = wd / f"res_{system}_{m}.json"
     requery = system in args.requery.split(",")
     if args.reuse_results and path.exists() and not requery:
-        log(f"{system} at n={m:,}: reusing {path.name}")
-        return json.loads(path.read_text())
+        res = json.loads(path.read_text())
+        rq = wd / f"res_{system}_{m}_requery.json"
+        if rq.exists() and not args.first_pass:  # the later, re-measured queries (build figures stay)
+            new = json.loads(rq.read_text())
+            res.update(configs=new["configs"], requeried_utc=datetime.fromtimestamp(rq.stat().st_mtime, timezone.utc)
+                       .isoformat(timespec="seconds"), requery_peak_rss_mb=new["peak_rss_mb"])
+            if "filtered" in new:
+                res["filtered"] = new["filtered"]
+        log(f"{system} at n={m:,}: reusing {path.name}{' + ' + rq.name if 'requeried_utc' in res else ''}")
+        return res
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", system, "--workdir", str(wd), "--m", str(m),
            "--peer-budget-s", str(args.peer_budget_s), "--filter-budget-s", str(args.filter_budget_s)]
     if requery and path.exists():
@@ -773,6 +789,8 @@ def main(argv=None) -> None:
     ap.add_argument("--embed-only", action="store_true", help="just compute/cache the real embeddings")
     ap.add_argument("--reuse-results", action="store_true",
                     help="read the result files an earlier run of the same --n/--seed left instead of re-running")
+    ap.add_argument("--first-pass", action="store_true",
+                    help="with --reuse-results: ignore re-measured (requery) results, report the first pass")
     ap.add_argument("--requery", default="", help="with --reuse-results: re-run these ours-* systems' queries on "
                     "their saved index (e.g. after a noisy latency phase); build figures are kept")
     ap.add_argument("--reuse-index", action="store_true",
