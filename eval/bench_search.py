@@ -101,7 +101,8 @@ def real_texts() -> list[str]:
         with open(path, encoding="utf-8") as fh:
             for line in fh:
                 row = json.loads(line)
-                texts = [t.get("text") for t in row["turns"]] if isinstance(row.get("turns"), list) else [row.get("text")]
+                turns = row.get("turns")
+                texts = [t.get("text") for t in turns] if isinstance(turns, list) else [row.get("text")]
                 for t in texts:
                     if isinstance(t, str) and t.strip():
                         seen.setdefault(t.strip(), None)
@@ -157,8 +158,8 @@ def real_knn(base: np.ndarray, k: int, cache: Path) -> np.ndarray:
     with Progress(console=console()) as bar:
         task = bar.add_task(f"exact {k}-NN among {len(base):,} real vectors (for synthetic pairs)", total=len(base))
         for s in range(0, len(base), step):
-            _, I = flat.search(base[s:s + step], k + 1)
-            for r, row in enumerate(I):  # drop self (usually first; duplicates of vectors may reorder)
+            _, nn = flat.search(base[s:s + step], k + 1)
+            for r, row in enumerate(nn):  # drop self (usually first; duplicates of vectors may reorder)
                 own = s + r
                 knn[own] = [x for x in row if x != own][:k]
             bar.advance(task, min(step, len(base) - s))
@@ -167,7 +168,7 @@ def real_knn(base: np.ndarray, k: int, cache: Path) -> np.ndarray:
 
 
 def build_corpus(real: np.ndarray, n: int, nq: int, seed: int) -> dict:
-    """Queries (held-out real vectors), the shuffled corpus of ``n`` rows, and which rows are real (their text index)."""
+    """Queries (held-out real vectors), the shuffled corpus of ``n`` rows, and each row's real text index (-1)."""
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(real))
     q_idx, base_idx = perm[:nq], perm[nq:]
@@ -417,14 +418,24 @@ def child_ours(args, wd, m, corpus, queries, filters) -> dict:
 
     configs = {}
     if hnsw:
-        out["ef_search_as_built"] = int(base.hnsw.efSearch)
+        import extractor.index as index_mod
+
+        # rank_vector may pass its own efSearch (index.EF_SEARCH) per query; otherwise the index's own value rules
+        module_ef = getattr(index_mod, "EF_SEARCH", None)
+        as_built = int(module_ef) if module_ef is not None else int(base.hnsw.efSearch)
+        out["ef_search_as_built"] = as_built
+        out["ef_search_stored_in_index"] = int(base.hnsw.efSearch)
         out["ef_construction"] = int(base.hnsw.efConstruction)
-        for ef in [int(base.hnsw.efSearch)] + [e for e in (16, 32, 64, 128, 256) if e != base.hnsw.efSearch]:
+        for ef in [as_built] + [e for e in (16, 32, 64, 128, 256) if e != as_built]:
             base.hnsw.efSearch = ef
-            name = f"efSearch={ef}" + (" (as built)" if ef == out["ef_search_as_built"] else "")
+            if module_ef is not None:
+                index_mod.EF_SEARCH = ef
+            name = f"efSearch={ef}" + (" (as built)" if ef == as_built else "")
             lat, rows, strat = timed_queries(plain, queries, f"[ours-hnsw] {name}")
             configs[name] = {"lat_ms": lat, "rows": rows, "strategy": strat[0], "ef": ef}
-        base.hnsw.efSearch = out["ef_search_as_built"]
+        base.hnsw.efSearch = out["ef_search_stored_in_index"]
+        if module_ef is not None:
+            index_mod.EF_SEARCH = module_ef
     else:
         lat, rows, strat = timed_queries(plain, queries[:500], "[ours-exact] queries")  # 500: a flat scan is slow
         configs["exact"] = {"lat_ms": lat, "rows": rows, "strategy": strat[0]}
@@ -461,7 +472,7 @@ def child_lance(args, wd, m, corpus, queries, filters) -> dict:
     os.environ.setdefault("RUST_LOG", "error")  # no deprecation warning on stderr per query
     import lancedb
     import pyarrow as pa
-    from lancedb.index import BTree, Bitmap, IvfPq
+    from lancedb.index import Bitmap, BTree, IvfPq
 
     meta = dict(np.load(wd / "meta.npz"))
     path = wd / f"lance_{m}"
@@ -644,7 +655,8 @@ def run_child(system: str, wd: Path, m: int, args) -> dict:
            "--peer-budget-s", str(args.peer_budget_s), "--filter-budget-s", str(args.filter_budget_s)]
     if requery and path.exists():
         cmd.append("--reuse-index")
-    log(f"[bold]{system}[/bold] at n={m:,}: subprocess{' (queries only, saved index)' if '--reuse-index' in cmd else ''}")
+    what = " (queries only, saved index)" if "--reuse-index" in cmd else ""
+    log(f"[bold]{system}[/bold] at n={m:,}: subprocess{what}")
     t0 = time.perf_counter()
     proc = subprocess.run(cmd)
     wall = time.perf_counter() - t0
@@ -721,8 +733,8 @@ def prepare(args, wd: Path) -> dict:
     info["embed_s_this_run"] = embed_s
     info["embed_s_when_cached"] = rj.get("embed_s")
     info["embedder"] = rj.get("model")
-    log(f"{len(real):,} real vectors (embedding: "
-        f"{'%.0f s this run' % embed_s if embed_s is not None else 'cached, took %.0f s' % rj.get('embed_s', 0)})")
+    took = f"{embed_s:.0f} s this run" if embed_s is not None else f"cached, took {rj.get('embed_s', 0):.0f} s"
+    log(f"{len(real):,} real vectors (embedding: {took})")
     done = wd / "prep.json"
     if done.exists():
         info.update(json.loads(done.read_text()))
@@ -871,7 +883,7 @@ def markdown(report: dict) -> str:
              f"{report['started_utc']}", ""]
     lines += ["| system | n | config | build s | peak RSS MB | disk MB | p50 ms | p95 ms | recall@10 |",
               "|---|---|---|---|---|---|---|---|---|"]
-    for key, r in sysres.items():
+    for _key, r in sysres.items():
         if "error" in r:
             lines.append(f"| {r['system']} | {r['n']:,} | ERROR {r['error']} | | | | | | |")
             continue
@@ -881,8 +893,8 @@ def markdown(report: dict) -> str:
                          f"{_f(c['recall@10'], 3)} |")
     lines += ["", "| system | n | filter | selectivity | p50 ms | p95 ms | k hits | all match | recall@10 | "
               "strategy (ours) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    for key, r in sysres.items():
-        for kind, d in r.get("filtered", {}).items():
+    for _key, r in sysres.items():
+        for _kind, d in r.get("filtered", {}).items():
             strat = ", ".join(f"{k} ×{v}" for k, v in d.get("strategies", {}).items())
             extra = (f" (filter_ids {_f(d['filter_ids_p50_ms'], 1)} + rank {_f(d['rank_vector_p50_ms'], 1)})"
                      if "filter_ids_p50_ms" in d else "")
@@ -893,7 +905,7 @@ def markdown(report: dict) -> str:
     # ratios: ours HNSW as built vs each peer config, at the peer's size
     lines += ["", "| ratio ours(HNSW as built)/peer | n | peer config | build | peak RSS | disk | p50 | recall |",
               "|---|---|---|---|---|---|---|---|"]
-    for key, r in sysres.items():
+    for _key, r in sysres.items():
         if r.get("system") not in ("lance", "chroma") or "error" in r:
             continue
         ours = sysres.get(f"ours-hnsw@{r['n']}")

@@ -269,7 +269,8 @@ class Store:
         from .where import parse, to_sql
 
         cond, params = to_sql(parse(where))
-        sql = f"SELECT s.seg_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
+        join = " JOIN documents d USING (doc_id)" if "d." in cond else ""  # signal-only filters skip the join
+        sql = f"SELECT s.seg_id FROM segments s{join} WHERE {cond}"
         return self.db.execute(sql, params).fetchnumpy()["seg_id"].astype(np.int64)
 
     def filter_docs(self, where: str | None) -> list[str] | None:

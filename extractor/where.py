@@ -15,7 +15,7 @@ operators and values are checked while parsing, so every mistake is reported wit
 
 The compiled condition is evaluated over one segment row ``s`` joined with its document ``d``, as in
 ``SELECT s.seg_id FROM segments s JOIN documents d USING (doc_id) WHERE <condition>``. Document-level fields
-(``intent``, ``sentiment``, ``urgency``, ``constraint``) test the ``signals`` table with ``EXISTS``. Every user
+(``intent``, ``sentiment``, ``urgency``, ``constraint``) test the ``signals`` table with a semi-join. Every user
 value travels as a ``?`` parameter; nothing the user typed is formatted into the SQL text.
 
 >>> parse("sentiment=negative and channel=chat")
@@ -342,8 +342,8 @@ def parse(text: str) -> Node | None:
 # --- SQL ----------------------------------------------------------------------------------------------------------
 
 # Document-level signals only: a per-turn sentiment does not make the document "negative".
-_SIGNAL = ("EXISTS (SELECT 1 FROM signals g WHERE g.doc_id = d.doc_id AND g.kind = '{kind}' "
-           "AND coalesce(g.scope, 'document') = 'document' AND {cond})")
+_SIGNAL = ("s.doc_id IN (SELECT g.doc_id FROM signals g WHERE g.kind = '{kind}' "
+           "AND coalesce(g.scope, 'document') = 'document' AND {cond})")  # a semi-join: faster than EXISTS
 _LEVEL = "CASE lower(g.label) " + " ".join(f"WHEN '{w}' THEN {i}" for i, w in enumerate(URGENCY_LEVELS)) + " END"
 _COLUMNS = {"channel": "d.channel", "customer_id": "d.customer_id", "doc_id": "d.doc_id"}
 SQL = tuple[str, list]
