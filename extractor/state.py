@@ -328,16 +328,19 @@ def digest(data: dict[str, Any], profile: dict | None) -> str:
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def bump_versions(store: Store, customer_ids: list[str | None]) -> dict[str, int]:
-    """Give each touched customer whose inputs changed a new state version; ``{key: version}`` of those bumped."""
+def bump_versions(store: Store, customer_ids: list[str | None], *, on_state=None,
+                  cfg: StateConfig = StateConfig()) -> dict[str, int]:
+    """Give each touched customer whose inputs changed a new state version; ``{key: version}`` of those bumped.
+
+    ``on_state(state)``: also called with each touched customer's current state, built from the same read."""
     keys = sorted({k for k in map(norm_key, customer_ids) if k})
     bumped: dict[str, int] = {}
     for lo in range(0, len(keys), CHUNK):
-        bumped.update(_bump(store, keys[lo:lo + CHUNK]))
+        bumped.update(_bump(store, keys[lo:lo + CHUNK], on_state, cfg))
     return bumped
 
 
-def _bump(store: Store, keys: list[str]) -> dict[str, int]:
+def _bump(store: Store, keys: list[str], on_state=None, cfg: StateConfig = StateConfig()) -> dict[str, int]:
     from .profiles import profiles_of
 
     if not keys:
@@ -360,4 +363,10 @@ def _bump(store: Store, keys: list[str]) -> dict[str, int]:
         rows.append((key, bumped[key], now, d, len(data["docs"]), max(times, default=None)))
     if rows:
         store.insert("state_versions", rows, 6)
+    if on_state is not None:
+        for key in keys:
+            data, profile = loaded[key], profiles.get(key)
+            if data["docs"] or profile is not None:
+                shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None) or key
+                on_state(build(str(shown), data, profile, now, cfg, version=bumped.get(key, top.get(key))))
     return bumped
