@@ -253,7 +253,11 @@ def override_list(workspace: Workspace = Path(".signals")) -> None:
     from .index import _reader_for
     from .overrides import listing
 
-    for row in listing(_reader_for(workspace)):
+    try:
+        rows = listing(_reader_for(workspace))
+    except SignalsError as exc:
+        _fail(exc)
+    for row in rows:
         typer.echo(json.dumps(row, default=str, ensure_ascii=False))
 
 

@@ -136,9 +136,14 @@ class Store:
     def __init__(self, workspace: str | Path, *, read_only: bool = False):
         self.workspace = Path(workspace)
         self.path = self.workspace / STORE_FILE
+        if read_only and not self.path.exists():
+            from .errors import ConfigError
+
+            raise ConfigError(f"No store in {self.workspace}: add results first (`signals index build RESULTS`, "
+                              "`signals extract ... --index`, `signals watch DIR`), or pass --workspace")
         if not read_only:
             self.workspace.mkdir(parents=True, exist_ok=True)
-        self.db = _connect(self.path, read_only=read_only and self.path.exists())
+        self.db = _connect(self.path, read_only=read_only)
         if not read_only:
             self._migrate()
             self.db.execute(_DDL)

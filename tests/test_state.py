@@ -300,3 +300,10 @@ def test_search_filters_on_profile_attributes_before_ranking(ws):
                 assert {h.customer_id for h in res.hits} <= allowed, (where, mode)
             else:
                 assert all(h.customer_id in premium and h.channel == "chat" for h in res.hits)
+
+
+def test_commands_on_an_empty_workspace_say_what_to_do(tmp_path):
+    for argv in (["state", "C001"], ["actions"], ["segments"], ["override", "list"]):
+        result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "nothing")])
+        assert result.exit_code == 2 and "No store in" in result.output, (argv, result.output)
+    assert not (tmp_path / "nothing").exists()  # asking did not create a workspace
