@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from .store import norm_key
@@ -47,9 +48,10 @@ def scrub(path: Path, customer_key: str, doc_ids: set[str]) -> int:
     for f in jsonl:
         removed += _scrub_jsonl(f, theirs) if f.exists() else 0
     rejects = rejects_path_for(path)
-    if rejects.exists():  # a reject has no parsed customer id: match its document id or its raw text
-        removed += _scrub_jsonl(rejects, lambda r: r.get("id") in doc_ids
-                                or customer_key in (r.get("raw") or "").lower())
+    if rejects.exists():  # a reject has no parsed customer id: match its document id, or the key as a word
+        key = re.compile(rf"(?<![\w@.-]){re.escape(customer_key)}(?![\w@.-])")
+        removed += _scrub_jsonl(rejects, lambda r: r.get("id") in doc_ids or bool(key.search((r.get("raw") or "")
+                                                                                             .lower())))
     return removed
 
 

@@ -307,3 +307,19 @@ def test_commands_on_an_empty_workspace_say_what_to_do(tmp_path):
         result = runner.invoke(app, [*argv, "--workspace", str(tmp_path / "nothing")])
         assert result.exit_code == 2 and "No store in" in result.output, (argv, result.output)
     assert not (tmp_path / "nothing").exists()  # asking did not create a workspace
+
+
+def test_scrub_removes_only_the_customers_rows_and_rejects(tmp_path):
+    from extractor import outputs
+
+    out = tmp_path / "run.jsonl"
+    out.write_text(json.dumps({"id": "D1", "customer_id": " C001 "}) + "\n" +
+                   json.dumps({"id": "D2", "customer_id": "C0012"}) + "\nnot json\n", "utf-8")
+    rejects = tmp_path / "run.rejects.jsonl"
+    rejects.write_text(json.dumps({"id": None, "raw": '{"customer_id": "C001", "text": broken'}) + "\n" +
+                       json.dumps({"id": None, "raw": '{"customer_id": "C0012"'}) + "\n" +
+                       json.dumps({"id": "D9", "raw": "x"}) + "\n", "utf-8")
+    assert outputs.scrub(out, norm_key("C001"), {"D9"}) == 3
+    assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()[:1]] == ["D2"]
+    assert "not json" in out.read_text("utf-8")  # lines it cannot read are kept, not dropped
+    assert [json.loads(line)["raw"] for line in rejects.read_text("utf-8").splitlines()] == ['{"customer_id": "C0012"']
