@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from .cli_common import Workspace
+from .cli_common import fail as _fail
+from .cli_common import setup_logging as _setup_logging
 from .errors import SignalsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_show_locals=False,
@@ -18,18 +20,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 Taxonomy = Annotated[str | None, typer.Option(help="Taxonomy YAML, or labelled JSONL ({text, label}) to build one.")]
 Encoder = Annotated[str | None, typer.Option(help="Encoder name (all-MiniLM-L6-v2, the default; all-mpnet-base-v2) "
                                                   "or a sentence-transformers model directory.")]
-
-
-def _fail(exc: SignalsError) -> None:
-    typer.secho(f"error: {exc}", err=True, fg="red")
-    raise typer.Exit(2)
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("sentence_transformers", "transformers", "httpx", "huggingface_hub", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -244,7 +234,6 @@ def show(
 
 index_app = typer.Typer(no_args_is_help=True, help="Build and inspect the search index (FAISS + BM25) over results.")
 app.add_typer(index_app, name="index")
-Workspace = Annotated[Path, typer.Option(help="Workspace holding the store and the index.")]
 
 
 @index_app.command("build")

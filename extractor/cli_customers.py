@@ -11,15 +11,9 @@ from typing import Annotated
 
 import typer
 
+from .cli_common import AsJson, Workspace, setup_logging
+from .cli_common import fail as _fail
 from .errors import ConfigError, SignalsError
-
-Workspace = Annotated[Path, typer.Option(help="Workspace holding the store, index, profiles and audit log.")]
-AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
-
-
-def _fail(exc: SignalsError) -> None:
-    typer.secho(f"error: {exc}", err=True, fg="red")
-    raise typer.Exit(2)
 
 
 def register(app: typer.Typer) -> None:
@@ -303,10 +297,7 @@ def watch(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract, store, index and refresh state for each new file as it lands (exactly once, across restarts)."""
-    import logging
-
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose)
     from .pipeline import Pipeline
     from .watch import Watcher
 
