@@ -55,16 +55,27 @@ class KeywordIndex:
         self.data, self.indices, self.indptr, self.ids = data, indices, indptr, ids
         self.vocab, self.stopwords, self.total_len = vocab, stopwords, float(total_len)
         self.delta: dict[int, list[str]] = {}  # id -> tokens of segments added since the main build
-        self.dead: set[int] = set()  # main ids removed (or replaced) since the build
+        self.dead: set[int] = set()  # main ids removed or replaced since the build (a replaced one is in delta too)
         self._postings: dict[str, tuple[np.ndarray, np.ndarray]] | None = None  # word -> (delta rows, tf)
+        self._main: set[int] | None = None  # the main ids as a set (they never change), made on first need
+        self._gone: np.ndarray | None = None  # mask over the main ids of the dead ones; reset by add/remove
 
     def __len__(self) -> int:
         """Live segments: main ones not removed, plus the delta."""
-        if not self.dead and not self.delta:
-            return int(len(self.ids))
-        main = np.asarray(self.ids)
-        gone = np.isin(main, np.fromiter(self.dead | set(self.delta), np.int64)) if self.dead or self.delta else 0
-        return int(len(main) - np.count_nonzero(gone) + len(self.delta))
+        return int(len(self.ids) - np.count_nonzero(self._dead_mask()) + len(self.delta))
+
+    def _main_ids(self) -> set[int]:
+        if self._main is None:
+            self._main = set(np.asarray(self.ids).tolist())
+        return self._main
+
+    def _dead_mask(self) -> np.ndarray:
+        if self._gone is None:
+            self._gone = np.isin(np.asarray(self.ids), np.fromiter(self.dead, np.int64, len(self.dead)))
+        return self._gone
+
+    def _changed(self) -> None:
+        self._postings = self._gone = None
 
     @classmethod
     def empty(cls) -> KeywordIndex:
@@ -88,10 +99,12 @@ class KeywordIndex:
     # -- growing --------------------------------------------------------------------------------------
     def add(self, texts: list[str], ids: list[int] | np.ndarray) -> None:
         """Add (or replace) segments without rebuilding the main index."""
+        if not len(ids):
+            return
         if not self.stopwords:
             self.stopwords = _stopwords()
-        self._postings = None
-        main = set(np.asarray(self.ids).tolist()) if len(self.ids) else set()
+        self._changed()
+        main = self._main_ids()
         for text, i in zip(texts, ids):
             i = int(i)
             if i in main:
@@ -99,8 +112,10 @@ class KeywordIndex:
             self.delta[i] = self.words(text)
 
     def remove(self, ids: list[int] | np.ndarray) -> None:
-        self._postings = None
-        main = set(np.asarray(self.ids).tolist()) if len(self.ids) else set()
+        if not len(ids):
+            return
+        self._changed()
+        main = self._main_ids()
         for i in map(int, ids):
             self.delta.pop(i, None)
             if i in main:
@@ -188,8 +203,8 @@ class KeywordIndex:
         """The ``pool`` best-scoring ids among ``allowed`` (None: all); texts scoring 0 are not hits."""
         ids = np.asarray(self.ids)
         scores = self.scores(query) if len(ids) else np.zeros(0, np.float32)
-        if self.dead or self.delta:  # removed or replaced since the build
-            scores[np.isin(ids, np.fromiter(self.dead | set(self.delta), np.int64))] = 0.0
+        if self.dead:  # removed or replaced since the build
+            scores[self._dead_mask()] = 0.0
         d_ids, d_scores = self.delta_scores(query)
         ids, scores = np.concatenate([ids, d_ids]), np.concatenate([scores, d_scores])
         if allowed is not None:
