@@ -22,8 +22,8 @@ def search_documents(idx, query: str, *, where: str | None, k: int, mode: str, w
     from .index import SearchResult, _fuse
 
     t0 = time.perf_counter()
-    docs = store.filter_docs(where)
-    allowed_segs = store.filter_ids(where)
+    matched = store.filter_with_docs(where)
+    allowed_segs, docs = (None, None) if matched is None else matched
     pool = k if mode == "vector" else max(4 * k, 50)
     qvec = np.asarray(idx.embedder.encode([query]), dtype=np.float32)[0] if mode != "keyword" else None
     ranked, strategy = [], "none"

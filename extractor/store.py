@@ -267,26 +267,27 @@ class Store:
         self.db = _connect(self.path, read_only=False)
 
     # -- reading --------------------------------------------------------------------------------------
-    def filter_ids(self, where: str | None) -> np.ndarray | None:
-        """Segment ids (int64 array) matching ``where`` (the ``--where`` grammar); None without a filter."""
+    def _filter(self, where: str | None, columns: str):
+        """The rows (``columns`` of segment ``s``) matching ``where``; None without a filter."""
         if not where or not where.strip():
             return None
         from .where import parse, to_sql
 
         cond, params = to_sql(parse(where))
         join = " JOIN documents d USING (doc_id)" if "d." in cond else ""  # signal-only filters skip the join
-        sql = f"SELECT s.seg_id FROM segments s{join} WHERE {cond}"
-        return self.db.execute(sql, params).fetchnumpy()["seg_id"].astype(np.int64)
+        return self.db.execute(f"SELECT {columns} FROM segments s{join} WHERE {cond}", params).fetchnumpy()
 
-    def filter_docs(self, where: str | None) -> list[str] | None:
-        """Ids of the documents with at least one segment matching ``where``; None without a filter."""
-        if not where or not where.strip():
+    def filter_ids(self, where: str | None) -> np.ndarray | None:
+        """Segment ids (int64 array) matching ``where`` (the ``--where`` grammar); None without a filter."""
+        rows = self._filter(where, "s.seg_id")
+        return None if rows is None else rows["seg_id"].astype(np.int64)
+
+    def filter_with_docs(self, where: str | None) -> tuple[np.ndarray, list[str]] | None:
+        """``filter_ids`` and the ids of the documents those segments belong to, from one query."""
+        rows = self._filter(where, "s.seg_id, s.doc_id")
+        if rows is None:
             return None
-        from .where import parse, to_sql
-
-        cond, params = to_sql(parse(where))
-        sql = f"SELECT DISTINCT s.doc_id FROM segments s JOIN documents d USING (doc_id) WHERE {cond}"
-        return [r[0] for r in self.db.execute(sql, params).fetchall()]
+        return rows["seg_id"].astype(np.int64), sorted(set(rows["doc_id"].tolist()))
 
     def segment_ids_of(self, doc_ids: list[str], allowed: np.ndarray | None = None) -> dict[str, list[int]]:
         """Each document's segment ids (only those in ``allowed``, when given)."""
