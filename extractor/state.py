@@ -116,6 +116,11 @@ def _apply_corrections(rows: list[tuple], corrections: list[dict]) -> list[tuple
     return out
 
 
+def _written_id(data: dict[str, Any]) -> str | None:
+    """The customer id as the customer's documents write it (the first that has one)."""
+    return next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
+
+
 def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: datetime,
           cfg: StateConfig = StateConfig(), version: int | None = None) -> CustomerState:
     """The state of one customer from ``load``'s rows (pure: no I/O)."""
@@ -275,8 +280,7 @@ def state(workspace: str | Path, customer_id: str, *, as_of: datetime | None = N
     row = store.db.execute("SELECT max(version) FROM state_versions WHERE customer_key = ?" +
                            ("" if as_of is None else " AND last_contact <= ?"),
                            [key] + ([] if as_of is None else [when])).fetchone()
-    shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
-    return build(shown or customer_id, data, profile, when, cfg, version=row[0] if row else None)
+    return build(_written_id(data) or customer_id, data, profile, when, cfg, version=row[0] if row else None)
 
 
 def customer_keys(store: Store) -> list[str]:
@@ -308,8 +312,7 @@ def iter_states(workspace: str | Path, *, as_of: datetime | None = None, cfg: St
             data, profile = loaded[key], profiles.get(key)
             if not data["docs"] and profile is None:
                 continue
-            shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
-            shown = shown or (profile or {}).get("attributes", {}).get("customer_id") or key
+            shown = _written_id(data) or (profile or {}).get("attributes", {}).get("customer_id") or key
             yield build(str(shown), data, profile, when, cfg, version=versions.get(key) if as_of is None else None)
 
 
@@ -347,11 +350,9 @@ def _bump(store: Store, keys: list[str], on_state=None, cfg: StateConfig = State
         return {}
     loaded = load(store, keys, None)
     profiles = profiles_of(store, keys)
-    latest = dict(store.db.execute(
-        "SELECT customer_key, arg_max(digest, version) FROM state_versions WHERE customer_key IN "
-        "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [keys]).fetchall())
-    top = dict(store.db.execute("SELECT customer_key, max(version) FROM state_versions WHERE customer_key IN "
-                                "(SELECT unnest(?::VARCHAR[])) GROUP BY 1", [keys]).fetchall())
+    known = store.db.execute("SELECT customer_key, arg_max(digest, version), max(version) FROM state_versions "
+                             "WHERE customer_key IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [keys]).fetchall()
+    latest, top = {k: d for k, d, _ in known}, {k: v for k, _, v in known}
     now, bumped, rows = datetime.now(timezone.utc), {}, []
     for key in keys:
         data = loaded[key]
@@ -367,6 +368,6 @@ def _bump(store: Store, keys: list[str], on_state=None, cfg: StateConfig = State
         for key in keys:
             data, profile = loaded[key], profiles.get(key)
             if data["docs"] or profile is not None:
-                shown = next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None) or key
-                on_state(build(str(shown), data, profile, now, cfg, version=bumped.get(key, top.get(key))))
+                on_state(build(str(_written_id(data) or key), data, profile, now, cfg,
+                               version=bumped.get(key, top.get(key))))
     return bumped
