@@ -215,7 +215,10 @@ class Store:
         """Remove documents and everything of theirs; returns the removed segment ids."""
         if not doc_ids:
             return []
-        self.db.execute("CREATE OR REPLACE TEMP TABLE gone AS SELECT unnest(?::VARCHAR[]) AS doc_id", [doc_ids])
+        self.db.execute("CREATE OR REPLACE TEMP TABLE gone AS SELECT doc_id FROM documents "
+                        "WHERE doc_id IN (SELECT unnest(?::VARCHAR[]))", [doc_ids])
+        if not self.db.execute("SELECT count(*) FROM gone").fetchone()[0]:  # all new (the usual refresh): done
+            return []
         seg_ids = [r[0] for r in self.db.execute("SELECT seg_id FROM segments JOIN gone USING (doc_id)").fetchall()]
         for table in ("evidence", "signals", "segments", "documents"):
             self.db.execute(f"DELETE FROM {table} WHERE doc_id IN (SELECT doc_id FROM gone)")
