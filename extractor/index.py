@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ConfigError
+from .exact_scan import ExactScanner
 from .ingest.results import fsync_dir
 from .keyword import KeywordIndex
 from .store import SegmentRow, Store, document_id
@@ -102,8 +103,7 @@ class Index:
         self.doc_names: dict[int, str] = {}  # document vector id -> doc_id
         self.keywords = KeywordIndex.empty()
         self.manifest: dict[str, Any] = {}
-        # per FAISS index (by object id): (count, last id), its ids sorted, and the order that sorts them
-        self._orders: dict[int, tuple[tuple[int, int], np.ndarray, np.ndarray]] = {}
+        self._scanner = ExactScanner()
 
     @property
     def embedder(self):
@@ -212,7 +212,7 @@ class Index:
 
         Keywords go to the BM25 delta (a full BM25 build once it has grown); ``erase`` rebuilds BM25
         at once, so no word of the removed segments stays in the saved vocabulary (erasure)."""
-        self._orders.clear()  # the kept id orders describe the index as it was
+        self._scanner.forget()  # its kept id orders describe the index as it was
         if removed:
             self._remove(np.asarray(removed, dtype=np.int64))
         vecs = np.asarray(self.embedder.encode([s.text for s in added]), dtype=np.float32) if added else None
@@ -348,39 +348,7 @@ class Index:
         return found, "faiss-selector" if allowed is not None else "faiss"
 
     def _exact_scan(self, q: np.ndarray, ids: np.ndarray, pool: int, index=None) -> list[tuple[int, float]]:
-        """Score exactly the vectors of ``ids`` (those the index holds), read in place from FAISS's storage."""
-        index = self.vectors if index is None else index
-        pos = self._positions(index, ids)
-        if not len(pos):
-            return []
-        # positions sorted: the gather reads memory in order. einsum, not BLAS: a matrix-vector product
-        # this size is ~0.5 ms on one core, while BLAS threads waiting for busy cores took up to 8 ms
-        scores = np.einsum("ij,j->i", _stored_vectors(index)[pos], q)
-        top = np.argpartition(-scores, pool - 1)[:pool] if len(scores) > pool else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        live = _stored_ids(index)
-        return [(int(live[pos[i]]), float(scores[i])) for i in top]
-
-    def _positions(self, index, ids: np.ndarray) -> np.ndarray:
-        """The sorted storage positions of those ``ids`` that ``index`` holds.
-
-        The id order (an argsort of the index's ids) is kept between queries and checked against the
-        live ids on every use, so an add or remove since is noticed and the order made again."""
-        live = _stored_ids(index)
-        if not len(live):
-            return np.empty(0, dtype=np.int64)
-        for fresh in (False, True):
-            cached = self._orders.get(id(index))
-            if fresh or cached is None or cached[0] != (len(live), int(live[-1])):  # adds append at the end
-                order = np.argsort(live, kind="stable")
-                cached = self._orders[id(index)] = ((len(live), int(live[-1])), live[order], order)
-            _, sorted_ids, order = cached
-            at = np.minimum(np.searchsorted(sorted_ids, ids), len(order) - 1)
-            held = sorted_ids[at] == ids
-            pos = order[at[held]]
-            if np.array_equal(live[pos], ids[held]):  # the kept order still matches the index
-                return np.sort(pos)
-        raise AssertionError("unreachable: a fresh id order always matches")
+        return self._scanner.top(self.vectors if index is None else index, q, ids, pool)
 
     def _keyword_rank(self, query: str, allowed: np.ndarray | None, pool: int) -> list[tuple[int, float]]:
         return self.keywords.rank(query, allowed, pool)
@@ -400,22 +368,6 @@ class Index:
 
     def stats(self) -> dict[str, Any]:
         return {**(self.manifest or self._manifest()), "workspace": str(self.workspace)}
-
-
-def _stored_ids(index) -> np.ndarray:
-    """The ids of an ``IndexIDMap2``, by storage position: a view, valid until the index next changes."""
-    import faiss
-
-    return faiss.rev_swig_ptr(index.id_map.data(), index.id_map.size())
-
-
-def _stored_vectors(index) -> np.ndarray:
-    """The raw vectors of an ``IndexIDMap2`` over a flat or HNSW-flat index, by storage position (a view)."""
-    import faiss
-
-    base = faiss.downcast_index(index.index)
-    flat = base if isinstance(base, faiss.IndexFlat) else faiss.downcast_index(base.storage)
-    return faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d)
 
 
 _READERS: dict[Path, Store] = {}  # one read-only connection per workspace, closed before any write
