@@ -331,24 +331,21 @@ class Index:
         if n == 0 or (allowed is not None and not len(allowed)):
             return [], "empty"
         q = np.asarray(qvec, dtype=np.float32).reshape(1, -1)
+        allowed = None if allowed is None else np.asarray(allowed, dtype=np.int64)
         if allowed is not None and len(allowed) <= EXACT_SCAN_BELOW:
-            return self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool, index), "exact-scan"
+            return self._scanner.top(index, q[0], allowed, pool), "exact-scan"
         hnsw = isinstance(faiss.downcast_index(index.index), faiss.IndexHNSWFlat)
         params = faiss.SearchParametersHNSW(efSearch=max(EF_SEARCH, pool)) if hnsw else None
         if allowed is not None:
-            sel = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            sel = faiss.IDSelectorBatch(allowed)
             # a filter leaves 1/selectivity fewer candidates per visited node: search that much wider
             ef = int(min(EF_SEARCH_MAX, max(EF_SEARCH, pool) * n / max(len(allowed), 1)))
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=ef) if hnsw else faiss.SearchParameters(sel=sel)
         D, idx = index.search(q, min(pool, n), params=params)
         found = [(int(i), float(d)) for d, i in zip(D[0], idx[0]) if i != -1]
         if allowed is not None and len(found) < min(pool, len(allowed)):  # ANN missed some: be exact
-            return (self._exact_scan(q[0], np.asarray(allowed, dtype=np.int64), pool, index),
-                    "exact-scan (ANN fell short)")
+            return self._scanner.top(index, q[0], allowed, pool), "exact-scan (ANN fell short)"
         return found, "faiss-selector" if allowed is not None else "faiss"
-
-    def _exact_scan(self, q: np.ndarray, ids: np.ndarray, pool: int, index=None) -> list[tuple[int, float]]:
-        return self._scanner.top(self.vectors if index is None else index, q, ids, pool)
 
     def _keyword_rank(self, query: str, allowed: np.ndarray | None, pool: int) -> list[tuple[int, float]]:
         return self.keywords.rank(query, allowed, pool)
