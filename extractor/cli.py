@@ -176,8 +176,9 @@ def eval_(
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="intent | sentiment | urgency")],
-    train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label}.")],
+    task: Annotated[str, typer.Argument(help="intent | intents (multi-label, --fast) | sentiment | urgency")],
+    train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label} "
+                                                             "({text, labels: [...]} for intents).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],
     shots: Annotated[int | None, typer.Option(help="Use K examples per label.")] = None,
     fast: Annotated[bool, typer.Option("--fast", help="Frozen embeddings + logistic regression: seconds, "

@@ -349,7 +349,9 @@ def _multi_label(rows: list[dict], results: list, label_field: str) -> tuple[dic
     intents = [[s for s in getattr(res, "signals", []) if s.kind == "intent"] for res in results]
     pred = [{s.label for s in sigs} - {OOS} for sigs in intents]
     conf = [max((s.confidence for s in sigs), default=0.0) for sigs in intents]
+    emitted = [(s.confidence, s.label in g) for sigs, g in zip(intents, gold) for s in sigs if s.label != OOS]
     out = {"multi_label": True} | multilabel_f1(gold, pred)
+    out["ece"] = ece([c for c, _ in emitted], [ok for _, ok in emitted])  # of each emitted label: right or not
     return out, [_row(r, sorted(g), sorted(p), c, g == p) for r, g, p, c in zip(rows, gold, pred, conf)]
 
 

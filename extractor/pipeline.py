@@ -81,7 +81,7 @@ class Pipeline:
         embedder = load_embedder(self.encoder_spec)
         manifest, trained = self._trained_model(embedder.model_id)
         model_embedder = self._model_embedder(manifest)
-        if manifest and manifest["task"] == "intent":
+        if manifest and manifest["task"] in ("intent", "intents"):
             from .local.linear import LinearIntent
 
             intent = LinearIntent(trained, f"{self.model_spec}#{manifest['data_sha256'][:12]}")
@@ -158,7 +158,7 @@ class Pipeline:
             from .train import load_model
 
             manifest, _ = load_model(self.model_spec)
-            if manifest["task"] == "intent":
+            if manifest["task"] in ("intent", "intents"):
                 return {label: "" for label in manifest["labels"] if label != "out_of_scope"}
         from .cascade import taxonomy_intents
         from .taxonomy import load_taxonomy

@@ -31,7 +31,7 @@ from .local.urgency import LEVELS as URGENCY_LEVELS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("intent", "sentiment", "urgency")
+TASKS = ("intent", "intents", "sentiment", "urgency")  # intents: multi-label (``--fast`` only)
 METHODS = ("finetune", "fast")
 METHOD_NAMES = {"finetune": "finetune (encoder fine-tuned end to end + cosine head)",
                 "fast": "fast (frozen embeddings + logistic regression)"}
@@ -135,6 +135,8 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
         raise ConfigError(f"Unknown training method {method!r}; choose one of {', '.join(METHODS)}.")
     from .embed import load_embedder
 
+    if task == "intents":
+        return _train_multi(Path(train_path), Path(out_dir), shots, seed, encoder, label_field, method, progress)
     texts, labels = _rows(Path(train_path), label_field, shots, seed)
     names = sorted(set(labels))
     if task == "sentiment" and not ({"negative", "positive"} <= set(names) <= {"negative", "neutral", "positive"}):
@@ -155,18 +157,45 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
                                                    progress, out)
     temperature, threshold, metrics = calibration
     digest = hashlib.sha256("".join(f"{t}\t{lab}\n" for t, lab in zip(texts, labels)).encode()).hexdigest()
-    head.update({"format": "signals.linear_head/1", "task": task, "labels": names, "normalize": True,
-                 "temperature": temperature, "threshold": threshold, "data_sha256": digest})
+    head.update({"labels": names, "temperature": temperature})
+    return _write(out, task, method, base, head, extra, n_train=len(texts), shots=shots, seed=seed, digest=digest,
+                  threshold=threshold, metrics=metrics, seconds=time.perf_counter() - t0)
+
+
+def _train_multi(path: Path, out: Path, shots, seed, encoder, label_field, method, progress) -> dict:
+    from .embed import load_embedder
+    from .train_multi import read_rows, sample_shots, train_intents
+
+    if method != "fast":
+        raise ConfigError("Multi-label intents train with --fast only (frozen embeddings + one logistic "
+                          "regression per label); fine-tuning a multi-label head is not built yet.")
+    rows = read_rows(path, label_field)
+    rows = sample_shots(rows, shots, seed) if shots is not None else rows
+    base = load_embedder(encoder)
+    t0 = time.perf_counter()
+    head, chosen = train_intents(rows, base, seed, progress)
+    digest = hashlib.sha256("".join(f"{t}\t{','.join(labs)}\n" for t, labs in rows).encode()).hexdigest()
+    extra = {"settings": {k: chosen[k] for k in ("C", "class_weight", "platt")}}
+    return _write(out, "intents", method, base, head, extra, n_train=len(rows), shots=shots, seed=seed,
+                  digest=digest, threshold=chosen["threshold"], metrics=chosen["metrics"],
+                  seconds=time.perf_counter() - t0)
+
+
+def _write(out: Path, task: str, method: str, base, head: dict, extra: dict, *, n_train: int, shots, seed: int,
+           digest: str, threshold: float, metrics: dict, seconds: float) -> dict:
+    """Write ``head.json`` and ``manifest.json``; returns the manifest."""
+    head.update({"format": "signals.linear_head/1", "task": task, "normalize": True, "threshold": threshold,
+                 "data_sha256": digest})
     manifest = {"format": FORMAT, "task": task, "method": METHOD_NAMES[method], "encoder": base.model_id,
-                "dim": base.dim, **extra, "labels": names, "n_train": len(texts), "shots": shots,
-                "seed": seed, "data_sha256": digest, "temperature": temperature, "threshold": threshold,
-                "metrics": metrics, "train_seconds": round(time.perf_counter() - t0, 1),
+                "dim": base.dim, **extra, "labels": head["labels"], "n_train": n_train, "shots": shots,
+                "seed": seed, "data_sha256": digest, "temperature": head.get("temperature", 1.0),
+                "threshold": threshold, "metrics": metrics, "train_seconds": round(seconds, 1),
                 "signals_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     out.mkdir(parents=True, exist_ok=True)
     (out / "head.json").write_text(json.dumps(head) + "\n", "utf-8")
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    log.info("trained %s (%s) on %d rows (%d labels) -> %s", task, method, len(texts), len(names), out)
+    log.info("trained %s (%s) on %d rows (%d labels) -> %s", task, method, n_train, len(head["labels"]), out)
     return manifest
 
 

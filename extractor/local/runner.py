@@ -199,17 +199,21 @@ class LocalExtractor:
                            value={"similarity": round(preds[i].similarity, 4), "nearest": preds[i].nearest,
                                   "nearest_confidence": None if preds[i].nearest_confidence is None
                                   else round(preds[i].nearest_confidence, 4)})]
+        # a multi-label head says itself which labels apply (each above its calibrated threshold)
+        limit, floor = (self.intent.max_labels, 0.0) if getattr(self.intent, "multi_label", False) else \
+            (MAX_SECONDARY_INTENTS + 1, 0.5)
         out, seen = [], set()
         for i in in_scope:
             p = preds[i]
-            if p.label in seen or len(out) > MAX_SECONDARY_INTENTS or (out and p.confidence < 0.5):
-                continue
-            seen.add(p.label)
-            unit, seg = cands[i]
-            out.append(Signal(kind="intent", label=p.label, confidence=round(p.confidence, 4), speaker="customer",
-                              evidence=[_ev(self._best_sentence(unit, seg, p.label, ctx))],
-                              extractor=f"local.intent@{V}",
-                              value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
+            for label, conf in ((p.label, p.confidence), *p.also):
+                if label in seen or len(out) >= limit or (out and conf < floor):
+                    continue
+                seen.add(label)
+                unit, seg = cands[i]
+                out.append(Signal(kind="intent", label=label, confidence=round(conf, 4), speaker="customer",
+                                  evidence=[_ev(self._best_sentence(unit, seg, label, ctx))],
+                                  extractor=f"local.intent@{V}",
+                                  value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
         return out
 
     def _unit_scores(self, unit: _Unit, seg: Segment, ctx: _Ctx) -> np.ndarray:
