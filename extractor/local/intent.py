@@ -36,7 +36,7 @@ class IntentPrediction:
     similarity: float  # best raw in-scope score, for explanations
     nearest: str | None = None  # on an abstention: the in-scope intent that came closest
     nearest_confidence: float | None = None
-    also: tuple[tuple[str, float], ...] = ()  # a multi-label head: further labels that apply, with confidence
+    also: tuple[tuple[str, float, float], ...] = ()  # multi-label: (label, confidence, score) that also apply
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:

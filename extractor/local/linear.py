@@ -64,7 +64,7 @@ class LinearIntent(LinearHead):
             also = ()
             if self.multi_label:  # the other labels that apply, most probable first
                 rest = [k for k in np.argsort(-probs)[: self.max_labels] if k != j and probs[k] >= self.threshold]
-                also = tuple((self.labels[k], float(probs[k])) for k in rest)
+                also = tuple((self.labels[k], float(probs[k]), float(row[k])) for k in rest)
             out.append(IntentPrediction(self.labels[j], float(probs[j]), float(row[j]), also=also))
         return out
 

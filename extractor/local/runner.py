@@ -205,7 +205,7 @@ class LocalExtractor:
         out, seen = [], set()
         for i in in_scope:
             p = preds[i]
-            for label, conf in ((p.label, p.confidence), *p.also):
+            for label, conf, score in ((p.label, p.confidence, p.similarity), *p.also):
                 if label in seen or len(out) >= limit or (out and conf < floor):
                     continue
                 seen.add(label)
@@ -213,7 +213,7 @@ class LocalExtractor:
                 out.append(Signal(kind="intent", label=label, confidence=round(conf, 4), speaker="customer",
                                   evidence=[_ev(self._best_sentence(unit, seg, label, ctx))],
                                   extractor=f"local.intent@{V}",
-                                  value={"rank": len(out) + 1, "similarity": round(p.similarity, 4)}))
+                                  value={"rank": len(out) + 1, "similarity": round(score, 4)}))
         return out
 
     def _unit_scores(self, unit: _Unit, seg: Segment, ctx: _Ctx) -> np.ndarray:
