@@ -1,6 +1,6 @@
 """NLU++ banking (CC BY 4.0): multi-label intents, 10-shot and full, and constraint spans against its slots.
 
-    .venv/bin/python eval/bench_nluplusplus.py
+    .venv/bin/python eval/bench_nluplusplus.py [--finetune]
 
 Intents: train on folds 0-17, test on folds 18-19 (204 rows); "10-shot" keeps, for each label in
 sorted order, up to 10 training rows carrying it (``random.Random(0)``; a row drawn for one label
@@ -9,8 +9,8 @@ the same split: the baseline, frozen MiniLM embeddings + one-vs-rest LogisticReg
 0.5 threshold (the multi-label version of what a user builds first); signals reading the training
 rows as its taxonomy (`signals eval intents --train`, one intent per sentence, no training); and
 `signals train intents --fast` (one calibrated logistic regression per label, settings and
-threshold chosen on a validation split of the training rows), scored with `signals eval intents
---model`.
+threshold chosen on a validation split of the training rows) and, with ``--finetune``, the default
+`signals train intents` (the encoder fine-tuned), each scored with `signals eval intents --model`.
 
 Constraint spans: every row (the rules were never tuned on this set), slot types mapped to
 constraint types — date/time slots to ``datetime``, ``amount_of_money`` to ``money``, ``number``
@@ -64,7 +64,14 @@ def baseline(train: list[dict], test: list[dict]) -> dict:
 
 
 def main() -> None:
+    import argparse
+
     from extractor.pipeline import Pipeline
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--finetune", action="store_true",
+                    help="also train the default method (fine-tuning: tens of minutes per setting on 2 cores)")
+    args = ap.parse_args()
 
     CACHE.mkdir(parents=True, exist_ok=True)
     rows = [json.loads(line) for line in (DATA / "nluplusplus_banking" / "data.jsonl").read_text("utf-8").splitlines()]
@@ -81,15 +88,17 @@ def main() -> None:
         m = evaluate("intents", test_path, Pipeline(str(path), ner=False))
         cmd = f"signals eval intents --train {path.relative_to(CACHE.parents[1])}"
         print(f"| {setting} ({len(part)} rows) | signals (`{cmd}`) | {m['micro_f1']} | {m['exact_match']} |")
-        model = CACHE / "models" / f"nlupp_{setting}"
-        t0 = time.perf_counter()
-        train_model("intents", path, model, method="fast")
-        train_s = time.perf_counter() - t0
-        m = evaluate("intents", test_path, Pipeline(model=str(model), ner=False))
-        cmd = f"signals train intents --fast --train {path.relative_to(CACHE.parents[1])}"
-        print(f"| {setting} ({len(part)} rows) | `{cmd}` ({train_s:.0f} s; micro P {m['micro_precision']}, "
-              f"R {m['micro_recall']}, emitted-label ECE {m['ece']}) | {m['micro_f1']} | {m['exact_match']} |")
-        sys.stdout.flush()
+        for method in ("fast", "finetune") if args.finetune else ("fast",):
+            model = CACHE / "models" / f"nlupp_{method}_{setting}"
+            t0 = time.perf_counter()
+            train_model("intents", path, model, method=method)
+            train_s = time.perf_counter() - t0
+            m = evaluate("intents", test_path, Pipeline(model=str(model), ner=False))
+            flag = " --fast" if method == "fast" else ""
+            cmd = f"signals train intents{flag} --train {path.relative_to(CACHE.parents[1])}"
+            print(f"| {setting} ({len(part)} rows) | `{cmd}` ({train_s:.0f} s; micro P {m['micro_precision']}, "
+                  f"R {m['micro_recall']}, emitted-label ECE {m['ece']}) | {m['micro_f1']} | {m['exact_match']} |")
+            sys.stdout.flush()
     spans = [{"id": f"nlupp{i}", "text": r["text"],
               "spans": [{"start": s["start"], "end": s["end"], "label": SLOT_TYPES[s["label"]]} for s in r["spans"]
                         if s["label"] in SLOT_TYPES]} for i, r in enumerate(rows)]

@@ -5,7 +5,9 @@ examples, starting from the frozen model's geometry (the head starts at each lab
 embedding, so the first step is already a nearest-centroid classifier). The loss is cross-entropy
 over ``scale * cos(embedding, label weight)``; the trained encoder is saved as a normal
 sentence-transformers directory and the head as ``signals.linear_head/1`` rows
-(``coef = scale * unit weight``, zero intercept) over its normalised embeddings.
+(``coef = scale * unit weight``, zero intercept) over its normalised embeddings. With a multi-hot
+``y`` (multi-label intents) each label also learns a bias and the loss is binary cross-entropy
+over ``scale * cos + bias``.
 
 Training is deterministic for a given ``seed`` on the same machine and library versions (torch's
 CPU kernels are; thread count can change float rounding in the last bits).
@@ -63,8 +65,9 @@ def _seed_all(seed: int) -> None:
 def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path, *, seed: int = 0,
              config: FinetuneConfig | None = None,
              progress: Callable[[int, int], None] | None = None):
-    """Train on ``(texts, y)``; returns ``(sentence_transformer, coef)`` with ``coef`` of shape
-    ``(n_labels, dim)`` to apply to the model's unit-normalised embeddings.
+    """Train on ``(texts, y)``; returns ``(sentence_transformer, coef, intercept)`` with ``coef`` of shape
+    ``(n_labels, dim)`` to apply to the model's unit-normalised embeddings. ``y``: label indices, or a
+    ``(rows, n_labels)`` 0/1 matrix for multi-label training.
 
     ``progress(done, total)`` is called after every optimiser step.
     """
@@ -78,10 +81,17 @@ def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path,
     with torch.no_grad():
         x0 = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
                           show_progress_bar=False)
-    centroids = np.zeros((n_labels, x0.shape[1]), dtype=np.float32)
-    np.add.at(centroids, y, x0)
+    multi = np.ndim(y) == 2
+    if multi:
+        ym = np.asarray(y, dtype=np.float32)
+        centroids = ym.T @ x0
+    else:
+        centroids = np.zeros((n_labels, x0.shape[1]), dtype=np.float32)
+        np.add.at(centroids, y, x0)
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True) + 1e-12
-    weight = torch.nn.Parameter(torch.from_numpy(centroids.copy()))
+    weight = torch.nn.Parameter(torch.from_numpy(centroids.astype(np.float32)))
+    bias = torch.nn.Parameter(torch.from_numpy(_initial_bias(x0 @ centroids.T, ym, cfg.scale) if multi
+                                               else np.zeros(n_labels, dtype=np.float32)))
     if cfg.freeze_word_embeddings:
         for name, param in model.named_parameters():
             if "word_embeddings" in name:
@@ -95,7 +105,7 @@ def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path,
     optimiser = torch.optim.AdamW([
         {"params": trainable, "lr": cfg.lr,
          "weight_decay": cfg.weight_decay},
-        {"params": [weight], "lr": cfg.head_lr, "weight_decay": 0.0},
+        {"params": [weight, bias] if multi else [weight], "lr": cfg.head_lr, "weight_decay": 0.0},
     ])
     warm = max(1, int(cfg.warmup * total))
 
@@ -103,7 +113,7 @@ def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path,
         return step / warm if step < warm else max(0.0, (total - step) / max(1, total - warm))
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, schedule)
-    labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    labels = torch.as_tensor(ym) if multi else torch.as_tensor(np.asarray(y), dtype=torch.long)
     rng = np.random.default_rng(seed)
     model.train()
     step = 0
@@ -117,7 +127,10 @@ def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path,
             emb = model(features)["sentence_embedding"]
             emb = torch.nn.functional.normalize(emb, dim=-1)
             logits = cfg.scale * emb @ torch.nn.functional.normalize(weight, dim=-1).T
-            loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+            if multi:
+                loss = torch.nn.functional.binary_cross_entropy_with_logits(logits + bias, labels[idx])
+            else:
+                loss = torch.nn.functional.cross_entropy(logits, labels[idx])
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable + [weight], 1.0)
@@ -129,7 +142,16 @@ def finetune(texts: list[str], y: np.ndarray, n_labels: int, encoder_path: Path,
     model.eval()
     with torch.no_grad():
         coef = cfg.scale * torch.nn.functional.normalize(weight, dim=-1).numpy()
-    return model, coef.astype(np.float32)
+        intercept = bias.numpy().copy()
+    return model, coef.astype(np.float32), intercept.astype(np.float32)
+
+
+def _initial_bias(cos: np.ndarray, y: np.ndarray, scale: float) -> np.ndarray:
+    """Per label, a bias that puts the decision half-way between the mean cosine of its positive rows
+    and that of its negative rows (a label no row has starts far below)."""
+    pos, neg = y.sum(axis=0), (1 - y).sum(axis=0)
+    mid = ((cos * y).sum(axis=0) / np.maximum(pos, 1) + (cos * (1 - y)).sum(axis=0) / np.maximum(neg, 1)) / 2
+    return np.where(pos > 0, -scale * mid, -scale).astype(np.float32)
 
 
 def _batches(lengths: np.ndarray, size: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ from .local.urgency import LEVELS as URGENCY_LEVELS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("intent", "intents", "sentiment", "urgency")  # intents: multi-label (``--fast`` only)
+TASKS = ("intent", "intents", "sentiment", "urgency")  # intents: multi-label
 METHODS = ("finetune", "fast")
 METHOD_NAMES = {"finetune": "finetune (encoder fine-tuned end to end + cosine head)",
                 "fast": "fast (frozen embeddings + logistic regression)"}
@@ -136,7 +136,8 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
     from .embed import load_embedder
 
     if task == "intents":
-        return _train_multi(Path(train_path), Path(out_dir), shots, seed, encoder, label_field, method, progress)
+        return _train_multi(Path(train_path), Path(out_dir), shots, seed, encoder, label_field, method, config,
+                            progress)
     texts, labels = _rows(Path(train_path), label_field, shots, seed)
     names = sorted(set(labels))
     if task == "sentiment" and not ({"negative", "positive"} <= set(names) <= {"negative", "neutral", "positive"}):
@@ -162,20 +163,21 @@ def train(task: str, train_path: str | Path, out_dir: str | Path, *, shots: int 
                   threshold=threshold, metrics=metrics, seconds=time.perf_counter() - t0)
 
 
-def _train_multi(path: Path, out: Path, shots, seed, encoder, label_field, method, progress) -> dict:
+def _train_multi(path: Path, out: Path, shots, seed, encoder, label_field, method, config, progress) -> dict:
     from .embed import load_embedder
-    from .train_multi import read_rows, sample_shots, train_intents
+    from .train_multi import finetune_intents, read_rows, sample_shots, train_intents
 
-    if method != "fast":
-        raise ConfigError("Multi-label intents train with --fast only (frozen embeddings + one logistic "
-                          "regression per label); fine-tuning a multi-label head is not built yet.")
     rows = read_rows(path, label_field)
     rows = sample_shots(rows, shots, seed) if shots is not None else rows
     base = load_embedder(encoder)
     t0 = time.perf_counter()
-    head, chosen = train_intents(rows, base, seed, progress)
+    if method == "fast":
+        head, chosen = train_intents(rows, base, seed, progress)
+        extra = {"settings": {k: chosen[k] for k in ("C", "class_weight", "platt")}}
+    else:
+        head, chosen, extra = finetune_intents(rows, encoder, seed, config, progress, out)
+        extra["settings"] = {"platt": chosen["platt"]}
     digest = hashlib.sha256("".join(f"{t}\t{','.join(labs)}\n" for t, labs in rows).encode()).hexdigest()
-    extra = {"settings": {k: chosen[k] for k in ("C", "class_weight", "platt")}}
     return _write(out, "intents", method, base, head, extra, n_train=len(rows), shots=shots, seed=seed,
                   digest=digest, threshold=chosen["threshold"], metrics=chosen["metrics"],
                   seconds=time.perf_counter() - t0)
@@ -231,18 +233,22 @@ def _train_finetune(task, base, encoder, texts, y, fit_idx, val_idx, seed, confi
     steps = _Steps(progress, ([cfg.total_steps(len(fit_idx))] if len(val_idx) else []) + [cfg.total_steps(len(y))])
     calibration = (1.0, 0.0, {})
     if len(val_idx):
-        model, coef = finetune([texts[i] for i in fit_idx], y[fit_idx], n_labels, path, seed=seed, config=cfg,
-                               progress=steps.run(cfg.total_steps(len(fit_idx))))
+        model, coef, _ = finetune([texts[i] for i in fit_idx], y[fit_idx], n_labels, path, seed=seed, config=cfg,
+                                  progress=steps.run(cfg.total_steps(len(fit_idx))))
         calibration = _calibrate(task, encode(model, [texts[i] for i in val_idx]) @ coef.T, y[val_idx])
         del model
-    model, coef = finetune(texts, y, n_labels, path, seed=seed, config=cfg, progress=steps.run(cfg.total_steps(len(y))))
+    model, coef, _ = finetune(texts, y, n_labels, path, seed=seed, config=cfg,
+                              progress=steps.run(cfg.total_steps(len(y))))
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out / ENCODER_DIR))
     head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "coef": coef.round(6).tolist(),
             "intercept": [0.0] * n_labels}
-    extra = {"model_encoder": ENCODER_DIR, "finetune": {k: v for k, v in vars(cfg).items()},
-             "epochs": cfg.n_epochs(len(y))}
-    return head, calibration, extra
+    return head, calibration, finetune_extra(cfg, len(y))
+
+
+def finetune_extra(cfg, n_rows: int) -> dict:
+    """What a fine-tuned model's manifest adds: where its encoder is, the settings and the epochs."""
+    return {"model_encoder": ENCODER_DIR, "finetune": dict(vars(cfg)), "epochs": cfg.n_epochs(n_rows)}
 
 
 def load_model(model_dir: str | Path) -> tuple[dict, dict]:

@@ -1,12 +1,14 @@
-"""``signals train intents --fast``: multi-label intents (a message may carry several: "how long does a
-new PIN take" is ``how_long`` + ``new`` + ``pin``), one logistic regression per label on frozen
-sentence embeddings.
+"""``signals train intents``: multi-label intents (a message may carry several: "how long does a new
+PIN take" is ``how_long`` + ``new`` + ``pin``).
 
-Everything a user would otherwise tune by hand is chosen on a 20% validation split of the training
-rows, never on test data: the regularisation (C, and whether rare labels are re-weighted), one
-Platt scaling of all labels' logits (so a 0.8 means about 80% of such labels are right), and the
-probability above which a label is emitted (best micro-F1 on the validation rows). Then the heads
-are refitted on every row with those settings. A message with no label above the threshold is
+Two methods, as for single-label intents: by default the encoder is fine-tuned end to end with a
+cosine head and one bias per label under binary cross-entropy (``finetune.py``); ``--fast`` fits one
+logistic regression per label on frozen sentence embeddings. Everything a user would otherwise
+tune by hand is chosen on a 20% validation split of the training rows, never on test data: one
+Platt scaling of all labels' logits (so a 0.8 means about 80% of such labels are right), the
+probability above which a label is emitted (best micro-F1 on the validation rows) and, for
+``--fast``, the regularisation (C, and whether rare labels are re-weighted). Then the model is
+trained again on every row with those settings. A message with no label above the threshold is
 ``out_of_scope``.
 
 >>> manifest = train_intents("nlupp.jsonl", "models/nlupp", shots=10)   # doctest: +SKIP
@@ -119,27 +121,39 @@ def scores(p: np.ndarray, y: np.ndarray, threshold: float) -> dict:
             "ece": ece(p[emitted].tolist(), (y[emitted] == 1).tolist()) if n_pred else None}
 
 
+def calibrate(z: np.ndarray, y: np.ndarray) -> dict:
+    """Platt scaling of validation logits ``z`` and the emission threshold with the best micro-F1."""
+    a, b = _platt(z, y)
+    p = sigmoid(a * z + b)
+    best: dict = {}
+    for t in THRESHOLDS:
+        m = scores(p, y, float(t))
+        if m["micro_f1"] > best.get("metrics", {}).get("micro_f1", -1.0):
+            best = {"platt": [a, b], "threshold": float(t), "metrics": m}
+    return best
+
+
 def choose(x: np.ndarray, y: np.ndarray, fit_idx: np.ndarray, val_idx: np.ndarray, seed: int) -> dict:
-    """The settings with the best validation micro-F1, with their Platt scaling and threshold."""
+    """The ``--fast`` settings with the best validation micro-F1, with their Platt scaling and threshold."""
     best: dict = {}
     for c, weight in GRID:
         coef, intercept = _fit(x[fit_idx], y[fit_idx], c, weight, seed)
-        z = x[val_idx] @ coef.T + intercept
-        a, b = _platt(z, y[val_idx])
-        p = sigmoid(a * z + b)
-        for t in THRESHOLDS:
-            m = scores(p, y[val_idx], float(t))
-            if m["micro_f1"] > best.get("metrics", {}).get("micro_f1", -1.0):
-                best = {"C": c, "class_weight": weight, "platt": [a, b], "threshold": float(t), "metrics": m}
+        cal = calibrate(x[val_idx] @ coef.T + intercept, y[val_idx])
+        if cal["metrics"]["micro_f1"] > best.get("metrics", {}).get("micro_f1", -1.0):
+            best = {"C": c, "class_weight": weight, **cal}
     return best
+
+
+def _matrix(rows: list[tuple[str, list[str]]]) -> tuple[list[str], np.ndarray]:
+    names = sorted({lab for _, labels in rows for lab in labels})
+    return names, np.array([[lab in set(labels) for lab in names] for _, labels in rows], dtype=np.int8)
 
 
 def train_intents(rows: list[tuple[str, list[str]]], emb, seed: int = 0, progress=None) -> tuple[dict, dict]:
     """``(head, calibration)`` for multi-label intents: the head spec (``multi_label: true``) and what the
     validation split chose (settings, threshold, metrics)."""
     report = progress or (lambda done, total: None)
-    names = sorted({lab for _, labels in rows for lab in labels})
-    y = np.array([[lab in set(labels) for lab in names] for _, labels in rows], dtype=np.int8)
+    names, y = _matrix(rows)
     report(0, 3)
     x = emb.encode([t for t, _ in rows])
     report(1, 3)
@@ -154,3 +168,35 @@ def train_intents(rows: list[tuple[str, list[str]]], emb, seed: int = 0, progres
             "intercept": intercept.round(6).tolist(), "platt": [round(v, 6) for v in chosen["platt"]],
             "max_labels": int(y.sum(axis=1).max()), "labels": names}
     return head, chosen
+
+
+def finetune_intents(rows: list[tuple[str, list[str]]], encoder: str | None, seed: int, config, progress,
+                     out: Path) -> tuple[dict, dict, dict]:
+    """``(head, calibration, manifest extra)``: the encoder fine-tuned on the fit rows, calibrated on the
+    validation rows, then fine-tuned again on every row and saved under ``out``."""
+    from .embed import resolve_encoder
+    from .finetune import FinetuneConfig, encode, finetune
+    from .train import ENCODER_DIR, _Steps, finetune_extra
+
+    cfg = config or FinetuneConfig()
+    _, path = resolve_encoder(encoder)
+    names, y = _matrix(rows)
+    texts = [t for t, _ in rows]
+    fit_idx, val_idx = _split(y, seed)
+    steps = _Steps(progress, ([cfg.total_steps(len(fit_idx))] if len(val_idx) else []) + [cfg.total_steps(len(y))])
+    chosen: dict = {"platt": [1.0, 0.0], "threshold": 0.5, "metrics": {}}
+    if len(val_idx):
+        model, coef, intercept = finetune([texts[i] for i in fit_idx], y[fit_idx], len(names), path, seed=seed,
+                                          config=cfg, progress=steps.run(cfg.total_steps(len(fit_idx))))
+        chosen = calibrate(encode(model, [texts[i] for i in val_idx]) @ coef.T + intercept, y[val_idx])
+        del model
+    chosen["metrics"] = {"n_validation": int(len(val_idx)), **chosen["metrics"]}
+    model, coef, intercept = finetune(texts, y, len(names), path, seed=seed, config=cfg,
+                                      progress=steps.run(cfg.total_steps(len(y))))
+    out.mkdir(parents=True, exist_ok=True)
+    model.save(str(out / ENCODER_DIR))
+    head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "multi_label": True,
+            "coef": coef.round(6).tolist(), "intercept": intercept.round(6).tolist(),
+            "platt": [round(v, 6) for v in chosen["platt"]], "max_labels": int(y.sum(axis=1).max()),
+            "labels": names}
+    return head, chosen, finetune_extra(cfg, len(y))

@@ -1,4 +1,5 @@
-"""`signals train intents --fast`: multi-label intents, one calibrated logistic regression per label."""
+"""`signals train intents`: multi-label intents (``--fast``: one calibrated logistic regression per label;
+default: the encoder fine-tuned with a biased cosine head)."""
 
 from __future__ import annotations
 
@@ -91,8 +92,6 @@ def test_shots_and_errors(multi, tmp_path):
     assert all(c >= 3 for c in counts.values()) and len(few) < len(rows)
     manifest = train("intents", multi[0], tmp_path / "m3", shots=3, method="fast")
     assert manifest["n_train"] == len(few) and manifest["shots"] == 3
-    with pytest.raises(ConfigError, match="--fast"):
-        train("intents", multi[0], tmp_path / "ft", method="finetune")
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "hi", "labels": "not a list"}\n')
     with pytest.raises(ConfigError, match="labels"):
@@ -104,3 +103,20 @@ def test_scores_counts_pairs():
     y = np.array([[1, 0, 0], [0, 0, 1]])
     m = scores(p, y, 0.5)
     assert (m["micro_precision"], m["micro_recall"], m["exact_match"]) == (0.6667, 1.0, 0.5)
+
+
+def test_finetuned_multi_label_model_serves_extract(multi, tmp_path):
+    """The default method (fine-tuning, here one short epoch) writes its own encoder and a biased head."""
+    from extractor.finetune import FinetuneConfig
+
+    out = tmp_path / "ft"
+    manifest = train("intents", multi[0], out, config=FinetuneConfig(epochs=1), seed=3)
+    head = json.loads((out / "head.json").read_text())
+    assert manifest["model_encoder"] == "encoder" and (out / "encoder").is_dir()
+    assert head["multi_label"] and any(b != 0.0 for b in head["intercept"])
+    text = "I was charged twice for the same order. My parcel is a week late."
+    res = Pipeline(model=out, ner=False).extract(text)
+    assert res.provenance.models["intent"].startswith("finetuned@")
+    intents = res.of_kind("intent")
+    assert intents and all(text[s.evidence[0].start:s.evidence[0].end] == s.evidence[0].text for s in intents)
+    assert {s.label for s in intents} & {"billing_double_charge", "delivery_late"}

@@ -111,7 +111,7 @@ class LocalExtractor:
         urgent = self.urgency.score(x)
         customer_rows = [seg_rows[id(s)] for units in all_units for u in units if is_customer(u.role)
                          for s in u.candidates]
-        xi = xm if self.model_task == "intent" else x
+        xi = xm if self.model_task in ("intent", "intents") else x
         intent_scores = self.intent.scores(xi[customer_rows]) if customer_rows else None
         intent_at = {r: i for i, r in enumerate(customer_rows)}
         learned = self._learned_urgency(flat, seg_rows, xm if self.model_task == "urgency" else x)
