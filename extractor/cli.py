@@ -176,7 +176,7 @@ def eval_(
 
 @app.command()
 def train(
-    task: Annotated[str, typer.Argument(help="intent | intents (multi-label, --fast) | sentiment | urgency")],
+    task: Annotated[str, typer.Argument(help="intent | intents (multi-label) | sentiment | urgency")],
     train_file: Annotated[Path, typer.Option("--train", help="Labelled JSONL: {text, label} "
                                                              "({text, labels: [...]} for intents).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Model directory to write.")],

@@ -11,8 +11,9 @@ probability above which a label is emitted (best micro-F1 on the validation rows
 trained again on every row with those settings. A message with no label above the threshold is
 ``out_of_scope``.
 
->>> manifest = train_intents("nlupp.jsonl", "models/nlupp", shots=10)   # doctest: +SKIP
->>> manifest["metrics"]["micro_f1"]                                     # doctest: +SKIP
+>>> from extractor.train import train
+>>> manifest = train("intents", "nlupp.jsonl", "models/nlupp", shots=10, method="fast")  # doctest: +SKIP
+>>> manifest["metrics"]["micro_f1"]                                                     # doctest: +SKIP
 0.74
 """
 
@@ -164,10 +165,15 @@ def train_intents(rows: list[tuple[str, list[str]]], emb, seed: int = 0, progres
     report(2, 3)
     coef, intercept = _fit(x, y, chosen["C"], chosen["class_weight"], seed)
     report(3, 3)
-    head = {"encoder": emb.model_id, "dim": emb.dim, "multi_label": True, "coef": coef.round(6).tolist(),
+    return _head(emb.model_id, emb.dim, coef, intercept, chosen, names, y), chosen
+
+
+def _head(encoder: str, dim: int, coef: np.ndarray, intercept: np.ndarray, chosen: dict, names: list[str],
+          y: np.ndarray) -> dict:
+    """The ``signals.linear_head/1`` fields of a multi-label head (``train._write`` adds the rest)."""
+    return {"encoder": encoder, "dim": int(dim), "multi_label": True, "coef": coef.round(6).tolist(),
             "intercept": intercept.round(6).tolist(), "platt": [round(v, 6) for v in chosen["platt"]],
             "max_labels": int(y.sum(axis=1).max()), "labels": names}
-    return head, chosen
 
 
 def finetune_intents(rows: list[tuple[str, list[str]]], encoder: str | None, seed: int, config, progress,
@@ -195,8 +201,5 @@ def finetune_intents(rows: list[tuple[str, list[str]]], encoder: str | None, see
                                       progress=steps.run(cfg.total_steps(len(y))))
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out / ENCODER_DIR))
-    head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "multi_label": True,
-            "coef": coef.round(6).tolist(), "intercept": intercept.round(6).tolist(),
-            "platt": [round(v, 6) for v in chosen["platt"]], "max_labels": int(y.sum(axis=1).max()),
-            "labels": names}
+    head = _head(f"model:{ENCODER_DIR}", coef.shape[1], coef, intercept, chosen, names, y)
     return head, chosen, finetune_extra(cfg, len(y))
