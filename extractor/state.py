@@ -135,6 +135,9 @@ def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: d
     def when(doc_id: str) -> datetime:
         return docs[doc_id]["created_at"] or datetime.min.replace(tzinfo=timezone.utc)
 
+    def order(doc_id: str) -> tuple[datetime, str]:  # documents of the same moment by id, not by hash or scan order
+        return when(doc_id), doc_id
+
     by_kind: dict[str, list[tuple]] = defaultdict(list)
     first_intent_seen: set[str] = set()
     for doc_id, sig_idx, kind, label, score, conf, value in sorted(data["signals"], key=lambda r: (when(r[0]), r[1])):
@@ -147,21 +150,21 @@ def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: d
         by_kind[kind].append((doc_id, sig_idx, label, score, conf, val))
 
     channels: dict[str, list[str]] = defaultdict(list)
-    for doc_id in sorted(docs, key=when):
+    for doc_id in sorted(docs, key=order):
         channels[docs[doc_id]["channel"] or "unknown"].append(doc_id)
     times = [d["created_at"] for d in docs.values() if d["created_at"] is not None]
     return CustomerState(
         customer_id=customer_id, as_of=as_of, version=version, profile=profile, interactions=len(docs),
         first_contact=min(times, default=None), last_contact=max(times, default=None),
         channels=[ChannelCount(channel=c, count=len(ids), documents=ids) for c, ids in sorted(channels.items())],
-        intents=_intents(by_kind["intent"], when, refs, as_of, cfg),
+        intents=_intents(by_kind["intent"], when, order, refs, as_of, cfg),
         sentiment=_sentiment(by_kind["sentiment"], when, refs, as_of, cfg),
         urgency=_urgency(by_kind["urgency"], when, refs, as_of, cfg),
-        **_constraints(by_kind["constraint"], when, refs, as_of, cfg),
-        documents=sorted(docs, key=when), overrides=data.get("overrides", []))
+        **_constraints(by_kind["constraint"], when, order, refs, as_of, cfg),
+        documents=sorted(docs, key=order), overrides=data.get("overrides", []))
 
 
-def _intents(rows, when, refs, as_of, cfg) -> list[IntentState]:
+def _intents(rows, when, order, refs, as_of, cfg) -> list[IntentState]:
     groups: dict[str, list[tuple]] = defaultdict(list)
     for row in rows:
         groups[row[2]].append(row)
@@ -172,7 +175,7 @@ def _intents(rows, when, refs, as_of, cfg) -> list[IntentState]:
         out.append(IntentState(label=label, active=as_of - max(seen) <= timedelta(days=cfg.intent_active_days),
                                count=len(items), first_seen=min(seen), last_seen=max(seen),
                                confidence=round(max(r[4] for r in items), 4),
-                               documents=sorted({r[0] for r in items}, key=when), evidence=evidence))
+                               documents=sorted({r[0] for r in items}, key=order), evidence=evidence))
     return sorted(out, key=lambda i: (not i.active, -i.last_seen.timestamp(), -i.count, i.label))
 
 
@@ -232,7 +235,7 @@ def _deadline_end(iso: str | None) -> datetime | None:
         return None
 
 
-def _constraints(rows, when, refs, as_of, cfg) -> dict[str, list[ConstraintState]]:
+def _constraints(rows, when, order, refs, as_of, cfg) -> dict[str, list[ConstraintState]]:
     groups: dict[tuple, list[tuple]] = {}
     for r in rows:
         label, value = r[2], r[5]
@@ -248,7 +251,7 @@ def _constraints(rows, when, refs, as_of, cfg) -> dict[str, list[ConstraintState
             same = [x for x in items if x[5] == r[5]] if label not in SINGLE_VALUED else [r]
             c = ConstraintState(type="deadline" if label == "datetime" else label, value=r[5], status="open",
                                 first_seen=min(when(x[0]) for x in same), last_seen=max(when(x[0]) for x in same),
-                                documents=sorted({x[0] for x in same}, key=when),
+                                documents=sorted({x[0] for x in same}, key=order),
                                 evidence=[e for x in same for e in refs(x[0], x[1], "constraint", label)]
                                 [: cfg.max_evidence])
             end = _deadline_end(r[5].get("iso")) if label == "datetime" and isinstance(r[5], dict) else None

@@ -323,3 +323,30 @@ def test_scrub_removes_only_the_customers_rows_and_rejects(tmp_path):
     assert [json.loads(line)["id"] for line in out.read_text("utf-8").splitlines()[:1]] == ["D2"]
     assert "not json" in out.read_text("utf-8")  # lines it cannot read are kept, not dropped
     assert [json.loads(line)["raw"] for line in rejects.read_text("utf-8").splitlines()] == ['{"customer_id": "C0012"']
+
+
+def test_documents_of_the_same_moment_are_listed_in_one_order_however_they_were_read():
+    """Ties in time are ordered by document id, not by the store's scan order or a set's hash order."""
+    from collections import defaultdict
+
+    from extractor.state import build
+
+    t = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+    ids = ["d3", "d1", "d2"]
+
+    def data(order):
+        ev = defaultdict(list)
+        rows = []
+        for doc_id in order:
+            rows.append((doc_id, 0, "intent", "cancel_order", None, 0.9, None))
+            rows.append((doc_id, 1, "constraint", "datetime", None, 0.9, '{"iso": "2026-12-24", "deadline": true}'))
+            ev[(doc_id, 0)].append((None, 0, 6, "cancel"))
+            ev[(doc_id, 1)].append((None, 10, 16, "Dec 24"))
+        return {"docs": {d: {"customer_id": "C9", "channel": "chat", "created_at": t} for d in order},
+                "signals": rows, "evidence": ev, "overrides": []}
+
+    built = [build("C9", data(o), None, t) for o in (ids, ids[::-1], sorted(ids))]
+    assert all(b.documents == ["d1", "d2", "d3"] for b in built)
+    assert all(b.intents[0].documents == ["d1", "d2", "d3"] for b in built)
+    assert all(b.constraints[0].documents == ["d1", "d2", "d3"] for b in built)
+    assert all(b.channels[0].documents == ["d1", "d2", "d3"] for b in built)
