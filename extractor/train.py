@@ -224,26 +224,36 @@ def _train_fast(task, emb, texts, y, fit_idx, val_idx, seed, progress=None) -> t
 
 
 def _train_finetune(task, base, encoder, texts, y, fit_idx, val_idx, seed, config, progress, out: Path):
+    n_labels = int(y.max()) + 1
+    coef, _, calibration, extra = finetune_runs(texts, y, n_labels, encoder, fit_idx, val_idx, seed, config,
+                                                progress, out, lambda z, yv: _calibrate(task, z, yv), (1.0, 0.0, {}))
+    head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "coef": coef.round(6).tolist(),
+            "intercept": [0.0] * n_labels}
+    return head, calibration, extra
+
+
+def finetune_runs(texts, y, n_labels, encoder, fit_idx, val_idx, seed, config, progress, out: Path, calibrate,
+                  uncalibrated):
+    """The fine-tuning protocol of every trainer: fine-tune on the fit rows and ``calibrate(logits, y)`` on the
+    validation rows (``uncalibrated`` when there are none), then fine-tune again on every row and save that
+    encoder under ``out``. Returns ``(coef, intercept, calibration, manifest extra)``."""
     from .embed import resolve_encoder
     from .finetune import FinetuneConfig, encode, finetune
 
     cfg = config or FinetuneConfig()
     _, path = resolve_encoder(encoder)
-    n_labels = int(y.max()) + 1
     steps = _Steps(progress, ([cfg.total_steps(len(fit_idx))] if len(val_idx) else []) + [cfg.total_steps(len(y))])
-    calibration = (1.0, 0.0, {})
+    calibration = uncalibrated
     if len(val_idx):
-        model, coef, _ = finetune([texts[i] for i in fit_idx], y[fit_idx], n_labels, path, seed=seed, config=cfg,
-                                  progress=steps.run(cfg.total_steps(len(fit_idx))))
-        calibration = _calibrate(task, encode(model, [texts[i] for i in val_idx]) @ coef.T, y[val_idx])
+        model, coef, intercept = finetune([texts[i] for i in fit_idx], y[fit_idx], n_labels, path, seed=seed,
+                                          config=cfg, progress=steps.run(cfg.total_steps(len(fit_idx))))
+        calibration = calibrate(encode(model, [texts[i] for i in val_idx]) @ coef.T + intercept, y[val_idx])
         del model
-    model, coef, _ = finetune(texts, y, n_labels, path, seed=seed, config=cfg,
-                              progress=steps.run(cfg.total_steps(len(y))))
+    model, coef, intercept = finetune(texts, y, n_labels, path, seed=seed, config=cfg,
+                                      progress=steps.run(cfg.total_steps(len(y))))
     out.mkdir(parents=True, exist_ok=True)
     model.save(str(out / ENCODER_DIR))
-    head = {"encoder": f"model:{ENCODER_DIR}", "dim": int(coef.shape[1]), "coef": coef.round(6).tolist(),
-            "intercept": [0.0] * n_labels}
-    return head, calibration, finetune_extra(cfg, len(y))
+    return coef, intercept, calibration, finetune_extra(cfg, len(y))
 
 
 def finetune_extra(cfg, n_rows: int) -> dict:

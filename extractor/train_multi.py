@@ -180,26 +180,13 @@ def finetune_intents(rows: list[tuple[str, list[str]]], encoder: str | None, see
                      out: Path) -> tuple[dict, dict, dict]:
     """``(head, calibration, manifest extra)``: the encoder fine-tuned on the fit rows, calibrated on the
     validation rows, then fine-tuned again on every row and saved under ``out``."""
-    from .embed import resolve_encoder
-    from .finetune import FinetuneConfig, encode, finetune
-    from .train import ENCODER_DIR, _Steps, finetune_extra
+    from .train import ENCODER_DIR, finetune_runs
 
-    cfg = config or FinetuneConfig()
-    _, path = resolve_encoder(encoder)
     names, y = _matrix(rows)
-    texts = [t for t, _ in rows]
     fit_idx, val_idx = _split(y, seed)
-    steps = _Steps(progress, ([cfg.total_steps(len(fit_idx))] if len(val_idx) else []) + [cfg.total_steps(len(y))])
-    chosen: dict = {"platt": [1.0, 0.0], "threshold": 0.5, "metrics": {}}
-    if len(val_idx):
-        model, coef, intercept = finetune([texts[i] for i in fit_idx], y[fit_idx], len(names), path, seed=seed,
-                                          config=cfg, progress=steps.run(cfg.total_steps(len(fit_idx))))
-        chosen = calibrate(encode(model, [texts[i] for i in val_idx]) @ coef.T + intercept, y[val_idx])
-        del model
+    coef, intercept, chosen, extra = finetune_runs(
+        [t for t, _ in rows], y, len(names), encoder, fit_idx, val_idx, seed, config, progress, out, calibrate,
+        {"platt": [1.0, 0.0], "threshold": 0.5, "metrics": {}})
     chosen["metrics"] = {"n_validation": int(len(val_idx)), **chosen["metrics"]}
-    model, coef, intercept = finetune(texts, y, len(names), path, seed=seed, config=cfg,
-                                      progress=steps.run(cfg.total_steps(len(y))))
-    out.mkdir(parents=True, exist_ok=True)
-    model.save(str(out / ENCODER_DIR))
     head = _head(f"model:{ENCODER_DIR}", coef.shape[1], coef, intercept, chosen, names, y)
-    return head, chosen, finetune_extra(cfg, len(y))
+    return head, chosen, extra
