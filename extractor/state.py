@@ -117,8 +117,11 @@ def _apply_corrections(rows: list[tuple], corrections: list[dict]) -> list[tuple
 
 
 def _written_id(data: dict[str, Any]) -> str | None:
-    """The customer id as the customer's documents write it (the first that has one)."""
-    return next((d["customer_id"] for d in data["docs"].values() if d["customer_id"]), None)
+    """The customer id as the customer's documents write it: as the earliest that has one writes it (not the
+    first the store happens to return, which could change between two reads of the same documents)."""
+    never = datetime.min.replace(tzinfo=timezone.utc)
+    docs = sorted(data["docs"].items(), key=lambda kv: (kv[1]["created_at"] or never, kv[0]))
+    return next((d["customer_id"] for _, d in docs if d["customer_id"]), None)
 
 
 def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: datetime,

@@ -15,7 +15,7 @@ from extractor.cli import app
 from extractor.index import Index, close_readers
 from extractor.llm.cache import LLMCache
 from extractor.profiles import import_profiles, read_profiles
-from extractor.state import state
+from extractor.state import state, states
 from extractor.store import Store, norm_key
 from extractor.types import Document, Turn
 
@@ -350,3 +350,20 @@ def test_documents_of_the_same_moment_are_listed_in_one_order_however_they_were_
     assert all(b.intents[0].documents == ["d1", "d2", "d3"] for b in built)
     assert all(b.constraints[0].documents == ["d1", "d2", "d3"] for b in built)
     assert all(b.channels[0].documents == ["d1", "d2", "d3"] for b in built)
+
+
+def test_the_customer_id_is_written_as_their_earliest_document_writes_it(tmp_path):
+    """Documents may spell one customer's id differently ("C9", " c9"); the state shows one of them,
+    the earliest document's, whichever order the store returns the documents in."""
+    from extractor.types import ExtractionResult, Provenance
+
+    prov = Provenance(version="test", created=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    later = ExtractionResult(id="d2", customer_id=" c9", text="hi", provenance=prov,
+                             created_at=datetime(2026, 11, 20, tzinfo=timezone.utc))
+    earlier = ExtractionResult(id="d1", customer_id="C9", text="hello", provenance=prov,
+                               created_at=datetime(2026, 11, 2, tzinfo=timezone.utc))
+    with Store(tmp_path) as store:
+        store.upsert([later])  # stored first, so a scan returns it first
+        store.upsert([earlier])
+    assert state(tmp_path, "c9").customer_id == "C9"
+    assert [s.customer_id for s in states(tmp_path)] == ["C9"]
