@@ -80,7 +80,8 @@ def load(store: Store, keys: list[str], as_of: datetime | None) -> dict[str, dic
             "JOIN st_docs USING (doc_id) WHERE g.scope = 'document' ORDER BY g.doc_id, g.sig_idx").fetchall():
         out[owner[row[0]]]["signals"].append(row)
     corrections = store.db.execute("SELECT o.doc_id, o.target, o.new, o.reason, o.override_id, o.old FROM overrides o "
-                                   "JOIN st_docs USING (doc_id) WHERE o.kind = 'signal'").fetchall()
+                                   "JOIN st_docs USING (doc_id) WHERE o.kind = 'signal' "
+                                   "ORDER BY o.created_at, o.override_id").fetchall()  # listed as they were made
     for doc_id, kind, new, reason, oid, old in corrections:
         out[owner[doc_id]]["overrides"].append({"override_id": oid, "doc_id": doc_id, "kind": kind, "old": old,
                                                 "new": new, "reason": reason})

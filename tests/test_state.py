@@ -367,3 +367,22 @@ def test_the_customer_id_is_written_as_their_earliest_document_writes_it(tmp_pat
         store.upsert([earlier])
     assert state(tmp_path, "c9").customer_id == "C9"
     assert [s.customer_id for s in states(tmp_path)] == ["C9"]
+
+
+def test_corrections_are_listed_as_they_were_made_whatever_the_scan_order(tmp_path):
+    """The state lists an analyst's corrections oldest first (and hashes them so), not in the order the
+    store returns them, which after deletes and re-inserts need not be the order they were made in."""
+    from extractor.types import ExtractionResult, Provenance, Signal
+
+    t = datetime(2026, 11, 2, tzinfo=timezone.utc)
+    prov = Provenance(version="test", created=t)
+    intent = Signal(kind="intent", label="cancel_order", confidence=0.9)
+    docs = [ExtractionResult(id=d, customer_id="C9", text="hi", provenance=prov, created_at=t, signals=[intent])
+            for d in ("d1", "d2")]
+    with Store(tmp_path) as store:
+        store.upsert(docs)
+        for oid, doc, made in (("o-late", "d1", datetime(2026, 11, 9, tzinfo=timezone.utc)),  # inserted first
+                               ("o-early", "d2", datetime(2026, 11, 3, tzinfo=timezone.utc))):
+            store.db.execute("INSERT INTO overrides VALUES (?, 'c9', ?, 'signal', 'intent', 'cancel_order', "
+                             "'refund', 'analyst', ?)", [oid, doc, made])
+    assert [o["override_id"] for o in state(tmp_path, "C9").overrides] == ["o-early", "o-late"]
