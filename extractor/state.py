@@ -52,6 +52,14 @@ class StateConfig:
     max_evidence: int = 5  # quotes listed per field (the count and documents are always complete)
 
 
+NEVER = datetime.min.replace(tzinfo=timezone.utc)  # where a document without a date sorts
+
+
+def _doc_order(docs: dict[str, dict]):
+    """Sort key for a customer's document ids: by time (undated first), then by id, never by scan order."""
+    return lambda doc_id: (docs[doc_id]["created_at"] or NEVER, doc_id)
+
+
 def _utc(t: datetime | None) -> datetime | None:
     if t is None:
         return None
@@ -120,9 +128,8 @@ def _apply_corrections(rows: list[tuple], corrections: list[dict]) -> list[tuple
 def _written_id(data: dict[str, Any]) -> str | None:
     """The customer id as the customer's documents write it: as the earliest that has one writes it (not the
     first the store happens to return, which could change between two reads of the same documents)."""
-    never = datetime.min.replace(tzinfo=timezone.utc)
-    docs = sorted(data["docs"].items(), key=lambda kv: (kv[1]["created_at"] or never, kv[0]))
-    return next((d["customer_id"] for _, d in docs if d["customer_id"]), None)
+    docs = data["docs"]
+    return next((docs[d]["customer_id"] for d in sorted(docs, key=_doc_order(docs)) if docs[d]["customer_id"]), None)
 
 
 def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: datetime,
@@ -137,10 +144,9 @@ def build(customer_id: str, data: dict[str, Any], profile: dict | None, as_of: d
                 for turn, start, end, text in data["evidence"].get((doc_id, sig_idx), [])]
 
     def when(doc_id: str) -> datetime:
-        return docs[doc_id]["created_at"] or datetime.min.replace(tzinfo=timezone.utc)
+        return docs[doc_id]["created_at"] or NEVER
 
-    def order(doc_id: str) -> tuple[datetime, str]:  # documents of the same moment by id, not by hash or scan order
-        return when(doc_id), doc_id
+    order = _doc_order(docs)  # documents of the same moment by id, not by hash or scan order
 
     by_kind: dict[str, list[tuple]] = defaultdict(list)
     first_intent_seen: set[str] = set()
@@ -265,7 +271,7 @@ def _constraints(rows, when, order, refs, as_of, cfg) -> dict[str, list[Constrai
             elif end is not None and end < as_of:
                 c.status, c.reason = "closed", f"the deadline passed on {end:%Y-%m-%d}"
             (open_ if c.status == "open" else closed).append(c)
-    key = lambda c: (c.type, c.last_seen or datetime.min.replace(tzinfo=timezone.utc))  # noqa: E731
+    key = lambda c: (c.type, c.last_seen or NEVER)  # noqa: E731
     return {"constraints": sorted(open_, key=key), "closed_constraints": sorted(closed, key=key)}
 
 
