@@ -64,7 +64,12 @@ def profiles_import(
         typer.echo(report.model_dump_json())
         return
     typer.echo(f"profiles: {report.n_read} read, {report.n_new} new, {report.n_updated} updated, "
-               f"{report.n_rejected} rejected, {report.n_duplicates} duplicate keys, {report.n_opted_out} opted out")
+               f"{report.n_unchanged} unchanged, {report.n_rejected} rejected, {report.n_duplicates} duplicate keys, "
+               f"{report.n_opted_out} opted out")
+    if report.n_kept_opt_outs:
+        typer.echo(f"  {report.n_kept_opt_outs} later rows of opted-out customers were ignored: an opt-out stands")
+    if report.opted_back_in:
+        typer.echo(f"  {report.opted_back_in} customers who had opted out consent again in this source")
     for r in report.rejected[:10]:
         typer.echo(f"  rejected row {r['row']}: {r['reason']}")
     if report.erased:

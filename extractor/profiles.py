@@ -32,6 +32,7 @@ from .store import Store, norm_key, optout_marker
 log = logging.getLogger(__name__)
 
 TRUE = {"true", "t", "yes", "y", "1", "on"}
+DEFAULT_OPT_OUT = "opted_out"
 FALSE = {"false", "f", "no", "n", "0", "off", ""}
 
 
@@ -45,7 +46,10 @@ class ProfileImport(BaseModel):
     n_updated: int = 0
     n_rejected: int = Field(default=0, description="Rows without a usable key (listed in `rejected`).")
     n_duplicates: int = Field(default=0, description="Rows whose key came again later in the source (last wins).")
+    n_unchanged: int = Field(default=0, description="Known profiles that the source gives again as they were.")
     n_opted_out: int = 0
+    n_kept_opt_outs: int = Field(default=0, description="Later rows of an opted-out key, ignored: the opt-out stands.")
+    opted_back_in: int = Field(default=0, description="Customers who had opted out and whose row now consents.")
     erased: list[str] = Field(default_factory=list, description="Audit ids of the erasures of opted-out customers.")
     rejected: list[dict[str, Any]] = Field(default_factory=list)
     documents_without_profile: int = 0
@@ -97,7 +101,11 @@ def read_profiles(source: str, *, table: str | None = None, query: str | None = 
             raise ConfigError(f"Cannot read profiles from {path.name}: use .csv, .parquet, .jsonl or .duckdb, "
                               "or a SQLAlchemy URL")
         names = [d[0] for d in rel.description]
-        return [{n: plain(v) for n, v in zip(names, row)} for row in rel.fetchall()]
+        # a JSON column is DuckDB's answer to mixed types (true in one row, "yes" in the next): its values
+        # come back as JSON text, so decode them, or "yes" would be stored as '"yes"' and not read as a yes
+        mixed = {d[0] for d in rel.description if str(d[1]).upper() == "JSON"}
+        return [{n: plain(json.loads(v) if n in mixed and isinstance(v, str) else v) for n, v in zip(names, row)}
+                for row in rel.fetchall()]
     except duckdb.Error as exc:
         raise InputError(f"Cannot read profiles from {source}: {exc}") from exc
     finally:
@@ -147,7 +155,7 @@ def opted_out(record: dict[str, Any], opt_out_field: str | None, consent_field: 
 
 
 def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_id", table: str | None = None,
-                    query: str | None = None, opt_out_field: str | None = "opted_out",
+                    query: str | None = None, opt_out_field: str | None = DEFAULT_OPT_OUT,
                     consent_field: str | None = None) -> ProfileImport:
     """Read profiles from ``source`` into the workspace store, updating existing ones in place."""
     from .index import close_readers
@@ -155,11 +163,14 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
     records = read_profiles(source, table=table, query=query)
     safe_source = _safe(source)
     report = ProfileImport(source=safe_source, key=key, n_read=len(records))
-    if records and key not in records[0] and all(key not in r for r in records):
-        raise ConfigError(f"--key {key!r} is not a field of {safe_source}; its fields are "
-                          f"{', '.join(list(records[0])[:20])}")
+    _check_fields(records, safe_source, key=key, opt_out_field=opt_out_field, consent_field=consent_field)
+    close_readers(workspace)
+    with Store(workspace) as store:
+        before = {r[0]: r[1:] for r in store.db.execute("SELECT customer_key, attrs, opted_out FROM profiles")
+                  .fetchall()}
     rows: dict[str, tuple] = {}
     now = datetime.now(timezone.utc)
+    consent = consent_field or opt_out_field
     for i, rec in enumerate(records, 1):
         k = norm_key(rec.get(key))
         if k is None:
@@ -167,16 +178,23 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
             continue
         if k in rows:
             report.n_duplicates += 1
-        if opted_out(rec, opt_out_field, consent_field):  # keep only a hash of the key, to skip them later
-            rows[k] = (optout_marker(k), None, None, True, safe_source, now)
+            if rows[k][3]:  # an opt-out anywhere in the source stands: a later row does not undo it
+                report.n_kept_opt_outs += 1
+                continue
+        # a row that says nothing about consent does not cancel an opt-out recorded earlier
+        unknown = consent is None or truthy(rec.get(consent)) is None and not consent_field
+        if opted_out(rec, opt_out_field, consent_field) or (unknown and optout_marker(k) in before):
+            rows[k] = (optout_marker(k), None, None, True, safe_source, now)  # only a hash of the key is kept
         else:
             rows[k] = (k, str(rec.get(key)).strip(), json.dumps(rec, ensure_ascii=False, sort_keys=True), False,
                        safe_source, now)
+            if optout_marker(k) in before:
+                report.opted_back_in += 1
+                log.warning("a customer who had opted out is opted in again by %s (row %d)", safe_source, i)
     report.n_rejected = len(report.rejected)
-    close_readers(workspace)
+    known = {k for k in rows if k in before or optout_marker(k) in before}
+    report.n_unchanged = sum(1 for k in known if before.get(rows[k][0], (None, None)) == (rows[k][2], rows[k][3]))
     with Store(workspace) as store:
-        known = {r[0] for r in store.db.execute("SELECT customer_key FROM profiles").fetchall()}
-        known = {k for k in rows if k in known or optout_marker(k) in known}
         store.db.execute("BEGIN")
         try:
             store.db.execute("DELETE FROM profiles WHERE customer_key IN (SELECT unnest(?::VARCHAR[]))",
@@ -188,7 +206,7 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
             store.db.execute("ROLLBACK")
             raise
         report.n_new = len(set(rows) - known)
-        report.n_updated = len(set(rows) & known)
+        report.n_updated = len(known) - report.n_unchanged
         out_keys = [k for k, row in rows.items() if row[3]]  # opted out now: erase what is held of them
         report.n_opted_out = len(out_keys)
         holding = {r[0] for r in store.db.execute(
@@ -210,9 +228,28 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
     from . import audit
 
     audit.record(workspace, "profiles", source_sha256=audit.file_digest(source), key=key,
-                 counts=report.model_dump(include={"n_read", "n_new", "n_updated", "n_rejected", "n_duplicates",
+                 counts=report.model_dump(include={"n_read", "n_new", "n_updated", "n_unchanged", "n_rejected", "n_duplicates",
                                                    "n_opted_out", "documents_without_profile"}))
     return report
+
+
+def _check_fields(records: list[dict[str, Any]], source: str, *, key: str, opt_out_field: str | None,
+                  consent_field: str | None) -> None:
+    """A key, consent or opt-out field the source does not have is a mistake to stop on, not a blank column:
+    a misspelt ``--consent-field`` would opt everyone out (and erase them), a misspelt opt-out field
+    would opt nobody out."""
+    if not records:
+        return
+    fields = list(dict.fromkeys(f for r in records for f in r))
+    named = ", ".join(fields[:20]) + (", ..." if len(fields) > 20 else "")
+    for option, field, required in (("--key", key, True), ("--consent-field", consent_field, True),
+                                    ("--opt-out-field", None if consent_field else opt_out_field,
+                                     opt_out_field != DEFAULT_OPT_OUT)):
+        if field and required and field not in fields:
+            raise ConfigError(f"{option} {field!r} is not a field of {source}; its fields are {named}")
+    if not consent_field and opt_out_field and opt_out_field not in fields:
+        log.info("%s has no %r field: recorded opt-outs stay as they are, nobody new opts out", source,
+                 opt_out_field)
 
 
 def _safe(source: str) -> str:

@@ -249,7 +249,8 @@ def test_reimport_updates_in_place_and_counts_unmatched_documents(ws, tmp_path):
     records.append({"customer_id": None, "plan": "x"})
     changed.write_text("".join(json.dumps(r) + "\n" for r in records), "utf-8")
     report = import_profiles(ws, str(changed))
-    assert report.n_rejected == 1 and report.n_new == 0 and report.n_updated == len(records) - 1
+    assert report.n_rejected == 1 and report.n_new == 0
+    assert report.n_updated == 1 and report.n_unchanged == len(records) - 2  # only C001 changed
     assert state(ws, "C001").profile["attributes"]["plan"] == "Nimbus Premium"
     with Store(ws, read_only=True) as st:
         assert st.db.execute("SELECT COUNT(*) FROM profiles WHERE customer_key = 'c001'").fetchone()[0] == 1
