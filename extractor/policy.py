@@ -41,13 +41,19 @@ LEVELS = ("low", "medium", "high", "critical")
 OPS = ("!=", ">=", "<=", "=", ">", "<", " in ")
 FIELDS = ("intent", "urgency", "urgency.peak", "urgency.score", "sentiment", "sentiment.score", "sentiment.trend",
           "sentiment.trend_score", "constraint", "channel", "interactions", "days_since_contact")
+CLOSED_VALUES = {"sentiment": ("negative", "neutral", "positive"),
+                 "sentiment.trend": ("improving", "worsening", "stable", "new")}
+POLICY_KEYS = {"version", "rules", "description"}
+RULE_KEYS = {"name", "action", "priority", "when", "description"}
 _COND = re.compile(r"^\s*(?P<field>[A-Za-z_][\w.]*)\s*(?P<op>!=|>=|<=|=|>|<|\bin\b)\s*(?P<value>.+?)\s*$")
 
 
 class ConditionResult(BaseModel):
     condition: str
     value: Any = Field(default=None, description="What the state held for the field.")
-    evidence: list[EvidenceRef] = Field(default_factory=list)
+    evidence: list[EvidenceRef] = Field(default_factory=list, description="The quotes behind the value seen.")
+    documents: list[str] = Field(default_factory=list, description="The documents behind the value seen (for "
+                                                                   "counts, channels and times, which have no quote).")
     profile_field: str | None = Field(default=None, description="For profile.* conditions: the profile attribute.")
 
 
@@ -102,6 +108,11 @@ def parse_condition(text: str, where: str) -> Condition:
         for v in value if isinstance(value, tuple) else (value,):
             if v.lower() not in LEVELS:
                 raise ConfigError(f"{where}: {text!r}: urgency levels are {', '.join(LEVELS)}")
+    for name, allowed in CLOSED_VALUES.items():
+        if field == name:
+            for v in value if isinstance(value, tuple) else (value,):
+                if v.lower() not in allowed:
+                    raise ConfigError(f"{where}: {text!r}: {field} is one of {', '.join(allowed)}, not {v!r}")
     if field in ("urgency.score", "sentiment.score", "sentiment.trend_score", "interactions", "days_since_contact"):
         try:
             value = float(value)
@@ -120,14 +131,30 @@ def load_policy(path: str | Path) -> list[Rule]:
         doc = yaml.safe_load(p.read_text("utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"Policy {p} is not valid YAML: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"Policy {p}: the file must be a mapping with `rules:` (a list of rules), "
+                          f"not a {type(doc).__name__}")
+    unknown = sorted(set(doc) - POLICY_KEYS)
+    if unknown:
+        raise ConfigError(f"Policy {p}: unknown key {', '.join(map(repr, unknown))}; a policy has "
+                          f"{', '.join(sorted(POLICY_KEYS))}")
+    if not isinstance(doc.get("rules") or [], list):
+        raise ConfigError(f"Policy {p}: `rules:` must be a list of rules")
     rules = []
     for i, r in enumerate(doc.get("rules") or [], 1):
         where = f"{p.name}: rule {i}"
         if not isinstance(r, dict) or not r.get("name") or not r.get("action") or not r.get("when"):
             raise ConfigError(f"{where}: a rule needs name, action and a list of conditions under when")
+        where = f"{where} ({r['name']})"
+        unknown = sorted(set(r) - RULE_KEYS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {', '.join(map(repr, unknown))}; a rule has "
+                              f"{', '.join(sorted(RULE_KEYS))}")
+        priority = r.get("priority", 50)
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise ConfigError(f"{where}: priority must be a whole number (higher comes first), not {priority!r}")
         conds = r["when"] if isinstance(r["when"], list) else [r["when"]]
-        rules.append(Rule(str(r["name"]), str(r["action"]), int(r.get("priority", 50)),
-                          tuple(parse_condition(c, f"{where} ({r['name']})") for c in conds)))
+        rules.append(Rule(str(r["name"]), str(r["action"]), priority, tuple(parse_condition(c, where) for c in conds)))
     if not rules:
         raise ConfigError(f"Policy {p} has no rules (expected `rules:` with a list)")
     return rules
@@ -144,6 +171,8 @@ def _compare(have: Any, op: str, want: Any, ordinal: bool = False) -> bool:
             have = float(have)
         except (TypeError, ValueError):
             return False
+    elif op != "in" and _number(want) is not None and _number(have) is not None:
+        have, want = _number(have), _number(want)  # a profile's 912.4 is not >= 2000, whatever the text says
     else:
         have = str(have).lower()
         want = tuple(w.lower() for w in want) if isinstance(want, tuple) else str(want).lower()
@@ -153,11 +182,27 @@ def _compare(have: Any, op: str, want: Any, ordinal: bool = False) -> bool:
             "<=": have <= want}[op]
 
 
+def _number(x: Any) -> float | None:
+    """``x`` as a number when it is one or is written as one (a profile attribute read from text), else None."""
+    if isinstance(x, bool):
+        return None
+    if isinstance(x, (int, float)):
+        return float(x)
+    try:
+        return float(str(x).strip().replace(",", "")) if str(x).strip() else None
+    except ValueError:
+        return None
+
+
 def evaluate(cond: Condition, st: CustomerState, now: datetime) -> ConditionResult | None:
     """The condition's result with its evidence when it holds on ``st``, else None."""
     f, op, v = cond.field, cond.op, cond.value
-    res = lambda value, evidence=(), profile_field=None: ConditionResult(  # noqa: E731
-        condition=cond.text, value=value, evidence=list(evidence), profile_field=profile_field)
+    def res(value, evidence=(), profile_field=None, documents=None) -> ConditionResult:
+        evidence = list(evidence)
+        docs = list(dict.fromkeys(documents if documents is not None else (e.doc_id for e in evidence)))
+        return ConditionResult(condition=cond.text, value=value, evidence=evidence, documents=docs,
+                               profile_field=profile_field)
+
     if f == "intent":
         active = [i for i in st.intents if i.active]
         hits = [i for i in active if _compare(i.label, op, v)] if op != "!=" else \
@@ -170,28 +215,32 @@ def evaluate(cond: Condition, st: CustomerState, now: datetime) -> ConditionResu
         return res([c.type for c in hits], [e for c in hits for e in c.evidence]) if hits else None
     if f == "channel":
         hits = [c for c in st.channels if _compare(c.channel, op, v)]
-        return res([c.channel for c in hits]) if hits else None
+        return res([c.channel for c in hits], documents=[d for c in hits for d in c.documents]) if hits else None
     if f.startswith("urgency"):
         u = st.urgency
         if u is None:
             return None
         have = {"urgency": u.level, "urgency.peak": u.peak_level, "urgency.score": u.score}[f]
         ok = _compare(have, op, v, ordinal=f != "urgency.score")
-        return res(have, u.evidence) if ok else None
+        doc = u.peak_doc if f == "urgency.peak" else u.now_doc  # the peak's quotes for the peak, else today's
+        return res(have, [e for e in u.evidence if doc is None or e.doc_id == doc]) if ok else None
     if f.startswith("sentiment"):
         s = st.sentiment
         if s is None:
             return None
         have = {"sentiment": s.label, "sentiment.score": s.score, "sentiment.trend": s.trend,
                 "sentiment.trend_score": s.trend_score}[f]
-        return res(have, s.evidence) if _compare(have, op, v) else None
+        latest = s.history[-1].doc_id if s.history else None  # label and score are the latest contact's
+        quotes = s.evidence if f.startswith("sentiment.trend") else [e for e in s.evidence if e.doc_id == latest]
+        return res(have, quotes) if _compare(have, op, v) else None
     if f == "interactions":
-        return res(st.interactions) if _compare(st.interactions, op, v) else None
+        return res(st.interactions, documents=st.documents) if _compare(st.interactions, op, v) else None
     if f == "days_since_contact":
         if st.last_contact is None:
             return None
         days = round((now - st.last_contact).total_seconds() / 86400, 2)
-        return res(days) if _compare(days, op, v) else None
+        last = st.documents[-1:]  # listed by time, undated first: the last one is the last contact
+        return res(days, documents=last) if _compare(days, op, v) else None
     attr = f.split(".", 1)[1]
     have = ((st.profile or {}).get("attributes") or {}).get(attr)
     return res(have, profile_field=attr) if _compare(have, op, v) else None

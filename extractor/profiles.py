@@ -228,8 +228,8 @@ def import_profiles(workspace: str | Path, source: str, *, key: str = "customer_
     from . import audit
 
     audit.record(workspace, "profiles", source_sha256=audit.file_digest(source), key=key,
-                 counts=report.model_dump(include={"n_read", "n_new", "n_updated", "n_unchanged", "n_rejected", "n_duplicates",
-                                                   "n_opted_out", "documents_without_profile"}))
+                 counts=report.model_dump(include={"n_read", "n_new", "n_updated", "n_unchanged", "n_rejected",
+                                                   "n_duplicates", "n_opted_out", "documents_without_profile"}))
     return report
 
 

@@ -227,7 +227,8 @@ def _urgency(rows, when, refs, as_of, cfg) -> UrgencyState | None:
         evidence += refs(peak[0], peak[1], "urgency", peak[2])
     return UrgencyState(score=round(decayed[now_i], 4), level=level(decayed[now_i]),
                         half_life_days=cfg.urgency_half_life_days, peak=round(peak[3], 4), peak_level=level(peak[3]),
-                        peak_at=when(peak[0]), peak_doc=peak[0], evidence=evidence[: cfg.max_evidence])
+                        peak_at=when(peak[0]), peak_doc=peak[0], now_doc=rows[now_i][0],
+                        evidence=evidence[: cfg.max_evidence])
 
 
 def _deadline_end(iso: str | None) -> datetime | None:

@@ -245,6 +245,7 @@ class UrgencyState(BaseModel):
     peak_level: str
     peak_at: datetime | None = None
     peak_doc: str | None = None
+    now_doc: str | None = Field(default=None, description="The contact whose decayed urgency is the highest now.")
     evidence: list[EvidenceRef] = Field(default_factory=list)
 
 

@@ -61,7 +61,9 @@ rules:
             for c in rule.conditions:
                 if c.condition.startswith("sentiment"):
                     assert st.sentiment.label == "negative" == c.value and c.evidence
-                    assert {e.doc_id for e in c.evidence} <= set(st.documents)
+                    # the quotes are the latest contact's, the one whose label the condition saw
+                    assert {e.doc_id for e in c.evidence} == {st.sentiment.history[-1].doc_id} == set(c.documents)
+                    assert all(e.signal == "sentiment:negative" for e in c.evidence)
                 elif c.condition.startswith("profile"):
                     assert c.profile_field == "plan" and st.profile["attributes"]["plan"] == c.value
                 else:
@@ -158,3 +160,47 @@ def test_segments_partition_the_customers(ws):
     result = runner.invoke(app, ["segments", "--by", "profile.plan", "--workspace", str(ws), "--json"])
     assert result.exit_code == 0
     assert {r["segment"]["profile.plan"] for r in json.loads(result.output)} >= {"Nimbus Plus", "Nimbus Basic"}
+
+
+def test_profile_numbers_compare_as_numbers_and_every_condition_names_its_documents(ws, tmp_path):
+    rules = _policy(tmp_path, """
+rules:
+  - name: vip
+    action: VIP check-in
+    priority: 70
+    when: ["profile.lifetime_value >= 2000", "interactions >= 1", "days_since_contact >= 0"]
+  - name: peaked
+    action: Look back
+    when: ["urgency.peak >= high", "urgency.peak != critical"]
+""")
+    found = actions(ws, rules, as_of=AS_OF)
+    vip = {a.customer_id for a in found if a.action == "VIP check-in"}
+    from extractor.profiles import read_profiles
+
+    rich = {r["customer_id"] for r in read_profiles(str(SAMPLE / "profiles.csv"))
+            if float(r["lifetime_value"]) >= 2000 and not r["opted_out"]}
+    assert vip and vip <= rich  # before, 912.4 >= 2000 held as text
+    assert all(float(state(ws, c, as_of=AS_OF).profile["attributes"]["lifetime_value"]) >= 2000 for c in vip)
+    for a in found:
+        st = state(ws, a.customer_id, as_of=AS_OF)
+        for c in (c for r in a.rules for c in r.conditions):
+            if c.condition.startswith("interactions"):
+                assert c.documents == st.documents
+            elif c.condition.startswith("days_since"):
+                assert c.documents == st.documents[-1:] and st.documents[-1] in set(st.channels[0].documents) | {
+                    d for ch in st.channels for d in ch.documents}
+            elif c.condition.startswith("urgency.peak"):
+                assert c.evidence and {e.doc_id for e in c.evidence} == {st.urgency.peak_doc}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("- {name: a, action: b, when: [urgency >= high]}", "must be a mapping with `rules:`"),
+    ("rules:\n  - {name: a, action: b, priority: high, when: [urgency >= high]}", "priority must be a whole number"),
+    ("rules:\n  - {name: a, action: b, prority: 9, when: [urgency >= high]}", "unknown key 'prority'"),
+    ("rule:\n  - {name: a, action: b, when: [urgency >= high]}", "unknown key 'rule'"),
+    ("rules:\n  - {name: a, action: b, when: [sentiment = negatve]}", "sentiment is one of"),
+    ("rules:\n  - {name: a, action: b, when: [sentiment.trend = worse]}", "sentiment.trend is one of"),
+])
+def test_policy_mistakes_are_errors_that_say_what_to_write(tmp_path, body, message):
+    with pytest.raises(ConfigError, match=message):
+        _policy(tmp_path, body)

@@ -1,4 +1,4 @@
-"""Consent on profile import: a mistyped field is an error, and nothing short of a row that consents undoes an opt-out."""
+"""Consent on profile import: a mistyped field is an error; only a row that consents undoes an opt-out."""
 
 from __future__ import annotations
 
