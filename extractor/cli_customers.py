@@ -299,10 +299,17 @@ def watch(
     settle: Annotated[float, typer.Option(help="A file is read once unchanged for this long.", min=0.0)] = 0.2,
     once: Annotated[bool, typer.Option(help="Process what is there, then exit.")] = False,
     batch: Annotated[int, typer.Option(help="stdin: documents per micro-batch.", min=1)] = 64,
+    text_field: Annotated[str, typer.Option(help="Field holding the text (as for extract).")] = "text",
+    id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
+    customer_field: Annotated[str, typer.Option(help="Field holding the customer id: the field profiles were "
+                                                     "matched on (e.g. customer_email with --key email), so "
+                                                     "opted-out customers are recognised.")] = "customer_id",
+    turns_field: Annotated[str, typer.Option(help="Field holding transcript turns.")] = "turns",
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract, store, index and refresh state for each new file as it lands (exactly once, across restarts)."""
     setup_logging(verbose)
+    from .io import FieldMap
     from .pipeline import Pipeline
     from .watch import Watcher
 
@@ -310,7 +317,8 @@ def watch(
         typer.echo(json.dumps(info, ensure_ascii=False), nl=True)
 
     try:
-        watcher = Watcher(workspace, Pipeline(taxonomy, catalog=catalog, model=model), settle=settle)
+        fields = FieldMap(text=text_field, id=id_field, customer=customer_field, turns=turns_field)
+        watcher = Watcher(workspace, Pipeline(taxonomy, catalog=catalog, model=model), settle=settle, fields=fields)
         if directory == "-":
             watcher.run_stdin(batch=batch, on_file=show)
         else:

@@ -178,7 +178,8 @@ class Watcher:
             if pending:  # a transient file: opted-out customers' lines never reach the disk, and it goes after
                 from .profiles import opted_out_markers
 
-                kept, skipped = _without_opted_out(pending, opted_out_markers(self.workspace))
+                kept, skipped = _without_opted_out(pending, opted_out_markers(self.workspace),
+                                                   self.fields.customer if self.fields else "customer_id")
                 pending = []
                 path = inbox / f"stdin-{time.time_ns()}.jsonl"
                 path.write_text("".join(kept), "utf-8")
@@ -193,11 +194,11 @@ class Watcher:
         return n
 
 
-def _without_opted_out(lines: list[str], markers: set[str]) -> tuple[list[str], int]:
-    """The lines whose JSON ``customer_id`` is not opted out (unparsable lines stay: the reader rejects them)."""
+def _without_opted_out(lines: list[str], markers: set[str], field: str = "customer_id") -> tuple[list[str], int]:
+    """The lines whose customer (JSON ``field``) is not opted out (unparsable lines stay: the reader rejects them)."""
     from .outputs import partition_lines
     from .store import is_opted_out
 
     if not markers:
         return lines, 0
-    return partition_lines(lines, lambda row: is_opted_out(row.get("customer_id"), markers))
+    return partition_lines(lines, lambda row: is_opted_out(row.get(field), markers))

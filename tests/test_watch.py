@@ -72,3 +72,35 @@ def test_stdin_stream_in_micro_batches(built, pipeline, tmp_path):
     assert state(ws, "C029") is None
     assert not list((ws / "watch" / "stdin").iterdir())  # the micro-batch files are gone
     assert not [f for f in ws.rglob("*") if f.is_file() and b"QY20" in f.read_bytes()]
+
+
+def test_a_customer_field_other_than_customer_id_still_skips_opted_out_customers(built, pipeline, tmp_path):
+    from extractor.io import FieldMap
+
+    ws = Path(shutil.copytree(built, tmp_path / "ws"))
+    import_profiles(ws, str(SAMPLE / "profiles.csv"), key="email")  # C029 (callum.reid@…) is opted out
+    rows = [json.loads(_doc(30, "", "QZ30")), json.loads(_doc(31, "", "QZ31"))]
+    for row, email in zip(rows, ("hannah.okafor@example.com", "Callum.Reid@example.com ")):
+        del row["customer_id"]
+        row["customer_email"] = email
+    fields = FieldMap(customer="customer_email")
+    seen = []
+    Watcher(ws, pipeline, fields=fields).run_stdin(batch=1, wait=0.2, on_file=seen.append,
+                                                   stream=io.StringIO("".join(json.dumps(r) + "\n" for r in rows)))
+    assert sum(s["n_ok"] for s in seen) == 1 and sum(s["n_opted_out"] for s in seen) == 1
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    rows[1]["id"] = "W32"
+    (inbox / "e.jsonl").write_text(json.dumps(rows[1]) + "\n", "utf-8")
+    from typer.testing import CliRunner
+
+    from extractor.cli import app
+
+    close_readers(ws)
+    res = CliRunner().invoke(app, ["watch", str(inbox), "--once", "--settle", "0", "--workspace", str(ws),
+                                   "--customer-field", "customer_email"])  # the CLI had no way to name it
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.stdout.strip().splitlines()[-1])
+    assert info["n_opted_out"] == 1 and info["n_ok"] == 0
+    close_readers(ws)
+    assert not [f for f in ws.rglob("*") if f.is_file() and b"QZ31" in f.read_bytes()]
