@@ -142,6 +142,10 @@ CASES: dict[str, Case] = {
     "unpaired_surrogate": Case(
         {"a.jsonl": jsonl(b'{"id":"b1","text":"bad \\ud800 escape"}\n')}, 2, ["unpaired surrogate"]
     ),
+    "text_and_turns": Case(  # one of them would be dropped unseen
+        {"a.jsonl": jsonl(row(id="b1", text="I will sue you", turns=[{"speaker": "Customer", "text": "cancel"}]))},
+        2, ["both 'text' and 'turns'"], line=2
+    ),
     "bad_id_type": Case({"a.jsonl": jsonl(row(id={"x": 1}, text="hello"))}, 2, ["bad id"]),
     "nonexistent_path": Case({"a.jsonl": jsonl()}, 2, ["does not exist"], inputs=["a.jsonl", "missing.jsonl"]),
     "glob_matches_nothing": Case({"a.jsonl": jsonl()}, 2, ["matched no files"], inputs=["a.jsonl", "*.csvx"]),

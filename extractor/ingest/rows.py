@@ -214,6 +214,10 @@ def to_document(row: Row, src: Source, opts: Options) -> Document | Reject:
         turns: list[Turn] | None = None
         used = {f.id, f.customer, f.channel, f.created_at}
         if f.turns in data and not _is_missing(data[f.turns]):
+            both = data.get(f.text)
+            if not _is_missing(both) and (not isinstance(both, str) or both.strip()):  # never drop text unseen
+                raise RowError(f"both '{f.text}' and '{f.turns}': a document is a text or a transcript, not both; "
+                               f"drop one, or put the text in a turn")
             turns = _turns(data[f.turns], f.turns, opts)
             used.add(f.turns)
         elif f.text in data:
