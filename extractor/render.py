@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,8 +13,22 @@ from rich.table import Table
 
 from .types import RunSummary
 
-console = Console(stderr=True)
-out = Console()
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters written out (``\\x1b``): a document's escape codes must not reach
+    the terminal, where they could clear the screen or recolour what follows."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _esc(text: str) -> str:
+    """Document text as rich markup shows it: literally, control characters written out."""
+    return escape(visible(text))
+
+
+console = Console(stderr=True, emoji=False)
+out = Console(emoji=False)  # ":smile:" in a quote is text, not an emoji
 
 
 @contextmanager
@@ -152,18 +167,19 @@ def _quote(result, ev, width: int = 50):
 
     source = result.text if ev.turn is None else result.turns[ev.turn].text
     lo, hi = max(0, ev.start - width), min(len(source), ev.end + width)
-    text = Text(("…" if lo else "") + source[lo:ev.start].replace("\r", " ").replace("\n", " "))
-    text.append(source[ev.start:ev.end].replace("\r", " ").replace("\n", " "), style="bold yellow")
-    text.append(source[ev.end:hi].replace("\r", " ").replace("\n", " ") + ("…" if hi < len(source) else ""))
+    flat = lambda part: visible(part.replace("\r", " ").replace("\n", " "))  # noqa: E731
+    text = Text(("…" if lo else "") + flat(source[lo:ev.start]))
+    text.append(flat(source[ev.start:ev.end]), style="bold yellow")
+    text.append(flat(source[ev.end:hi]) + ("…" if hi < len(source) else ""))
     if ev.turn is not None:
-        text = Text(f"[turn {ev.turn} {result.turns[ev.turn].speaker}] ", style="dim") + text
+        text = Text(f"[turn {ev.turn} {visible(str(result.turns[ev.turn].speaker))}] ", style="dim") + text
     return text
 
 
 def show_result(result) -> None:
     """One document: each signal, its confidence, and each quote highlighted in its context."""
-    head = (f"[bold]{result.id}[/bold]  customer={result.customer_id}  channel={result.channel}  "
-            f"{result.created_at or ''}")
+    head = (f"[bold]{_esc(result.id)}[/bold]  customer={_esc(str(result.customer_id))}  "
+            f"channel={_esc(str(result.channel))}  {result.created_at or ''}")
     out.rule(head)
     for s in result.signals:
         if s.scope == "turn":
@@ -171,7 +187,8 @@ def show_result(result) -> None:
         extra = f" score={s.score:+.2f}" if s.score is not None else ""
         value = f" value={s.value}" if s.kind == "constraint" or (s.kind == "urgency" and s.value) else ""
         who = f" ({s.speaker})" if s.speaker else ""
-        out.print(f"[cyan]{s.kind}[/cyan] [bold]{s.label}[/bold]{who} conf={s.confidence:.2f}{extra}{value}")
+        out.print(f"[cyan]{s.kind}[/cyan] [bold]{_esc(s.label)}[/bold]{_esc(who)} conf={s.confidence:.2f}{extra}"
+                  f"{_esc(value)}")
         for ev in s.evidence[:3]:
             out.print("    ", _quote(result, ev))
 
@@ -189,17 +206,17 @@ def search_hits(result, query: str, *, explain: bool = False) -> None:
     if not result.hits:
         out.print("no hits" + (" (the filter matches nothing)" if result.n_matching == 0 else ""))
     for n, h in enumerate(result.hits, 1):
-        quote = escape(h.text)
+        quote = _esc(h.text)
         if pattern is not None:
             quote = pattern.sub(lambda m: f"[bold yellow]{m.group(0)}[/bold yellow]", quote)
         where = f"turn {h.turn}, {h.speaker}" if h.turn is not None else (h.speaker or "")
         date = h.created_at.date().isoformat() if hasattr(h.created_at, "date") else (h.created_at or "")
         sigs = ", ".join(f"{s['kind']}={s['label']}" for s in h.signals if s["kind"] != "constraint")
-        out.print(f"{n:>2}. [bold]{escape(h.doc_id)}[/bold] ({where}) customer {escape(str(h.customer_id))} {date} "
-                  f"{escape(h.channel or '')} score {h.score:.4f}")
+        out.print(f"{n:>2}. [bold]{_esc(h.doc_id)}[/bold] ({where}) customer {_esc(str(h.customer_id))} {date} "
+                  f"{_esc(h.channel or '')} score {h.score:.4f}")
         out.print(f"    “{quote}”")
         if sigs:
-            out.print(f"    [dim]{escape(sigs)}[/dim]")
+            out.print(f"    [dim]{_esc(sigs)}[/dim]")
 
 
 def customer_state(st) -> None:
@@ -211,22 +228,22 @@ def customer_state(st) -> None:
     def quotes(evidence, indent: str = "      ") -> None:
         for e in evidence:
             where = f"turn {e.turn}, " if e.turn is not None else ""
-            out.print(f"{indent}[dim]{escape(e.doc_id)} ({where}{day(e.created_at)}, {escape(e.channel or '')}):[/dim] "
-                      f"“{escape(e.text)}”")
+            out.print(f"{indent}[dim]{_esc(e.doc_id)} ({where}{day(e.created_at)}, {_esc(e.channel or '')}):[/dim] "
+                      f"“{_esc(e.text)}”")
 
     version = f", version {st.version}" if st.version is not None else ""
-    out.print(f"[bold]customer {escape(st.customer_id)}[/bold] as of {st.as_of:%Y-%m-%d %H:%M} UTC{version}")
+    out.print(f"[bold]customer {_esc(st.customer_id)}[/bold] as of {st.as_of:%Y-%m-%d %H:%M} UTC{version}")
     if st.profile:
         attrs = ", ".join(f"{k}={v}" for k, v in st.profile["attributes"].items())
-        out.print(f"  profile: {escape(attrs)} [dim](from {escape(str(st.profile['source']))})[/dim]")
+        out.print(f"  profile: {_esc(attrs)} [dim](from {_esc(str(st.profile['source']))})[/dim]")
     else:
         out.print("  profile: none imported")
     chans = ", ".join(f"{c.channel} {c.count} ({', '.join(c.documents)})" for c in st.channels)
-    out.print(f"  interactions: {st.interactions} — {escape(chans)}; first {day(st.first_contact)}, "
+    out.print(f"  interactions: {st.interactions} — {_esc(chans)}; first {day(st.first_contact)}, "
               f"last {day(st.last_contact)}")
     for i in st.intents:
         flag = "[green]active[/green]" if i.active else "[dim]past[/dim]"
-        out.print(f"  intent [bold]{escape(i.label)}[/bold] {flag}: {i.count}× ({day(i.first_seen)} → "
+        out.print(f"  intent [bold]{_esc(i.label)}[/bold] {flag}: {i.count}× ({day(i.first_seen)} → "
                   f"{day(i.last_seen)}), confidence {i.confidence:.2f}")
         quotes(i.evidence)
     if st.sentiment:
@@ -239,13 +256,13 @@ def customer_state(st) -> None:
     if st.urgency:
         u = st.urgency
         out.print(f"  urgency now [bold]{u.level}[/bold] ({u.score:.2f}, half-life {u.half_life_days:g} days); "
-                  f"peak {u.peak_level} ({u.peak:.2f}) on {day(u.peak_at)} in {escape(u.peak_doc or '')}")
+                  f"peak {u.peak_level} ({u.peak:.2f}) on {day(u.peak_at)} in {_esc(u.peak_doc or '')}")
         quotes(u.evidence)
     for c in st.constraints:
-        out.print(f"  constraint [bold]{escape(c.type)}[/bold] open: {escape(str(c.value))} (last {day(c.last_seen)})")
+        out.print(f"  constraint [bold]{_esc(c.type)}[/bold] open: {_esc(str(c.value))} (last {day(c.last_seen)})")
         quotes(c.evidence)
     for c in st.closed_constraints:
-        out.print(f"  [dim]constraint {escape(c.type)} {c.status}: {escape(str(c.value))} — {escape(c.reason or '')}"
+        out.print(f"  [dim]constraint {_esc(c.type)} {c.status}: {_esc(str(c.value))} — {_esc(c.reason or '')}"
                   "[/dim]")
 
 
@@ -254,12 +271,12 @@ def action_list(actions) -> None:
     if not actions:
         out.print("no actions")
     for a in actions:
-        flag = f" [red](suppressed: {escape(a.suppressed)})[/red]" if a.suppressed else ""
-        out.print(f"[bold]{a.priority:>3}[/bold]  {escape(a.customer_id)}: [bold]{escape(a.action)}[/bold]{flag}")
+        flag = f" [red](suppressed: {_esc(a.suppressed)})[/red]" if a.suppressed else ""
+        out.print(f"[bold]{a.priority:>3}[/bold]  {_esc(a.customer_id)}: [bold]{_esc(a.action)}[/bold]{flag}")
         for r in a.rules:
-            out.print(f"      rule {escape(r.rule)}:")
+            out.print(f"      rule {_esc(r.rule)}:")
             for c in r.conditions:
                 seen = f"profile {c.profile_field}={c.value}" if c.profile_field else f"{c.value}"
-                out.print(f"        ✓ {escape(c.condition)} [dim]({escape(seen)})[/dim]")
+                out.print(f"        ✓ {_esc(c.condition)} [dim]({_esc(seen)})[/dim]")
                 for e in c.evidence[:2]:
-                    out.print(f"          [dim]{escape(e.doc_id)}:[/dim] “{escape(e.text)}”")
+                    out.print(f"          [dim]{_esc(e.doc_id)}:[/dim] “{_esc(e.text)}”")

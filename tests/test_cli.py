@@ -94,3 +94,23 @@ def test_llm_mode_without_a_model_says_what_to_give(tmp_path):
                               "--mode", "llm"])
     assert res.exit_code == 2 and "--llm-model" in res.output
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_show_prints_ids_and_quotes_literally(tmp_path):
+    """Markup in an id, escape codes and emoji shortcodes in a quote: shown as written, never interpreted."""
+    from datetime import datetime, timezone
+
+    from extractor.types import Evidence, ExtractionResult, Provenance, Signal, Turn
+
+    said = "refund me [/] £5 :smile: now \x1b[2J\x1b[31mred"
+    res = ExtractionResult(id="[M3]", customer_id="[/C3]", turns=[Turn(speaker="Agent", text="hi"),
+                                                                    Turn(speaker="Customer", text=said)],
+                           provenance=Provenance(version="0", created=datetime.now(timezone.utc)),
+                           signals=[Signal(kind="intent", label="[bold]refund", confidence=0.9, speaker="customer",
+                                           evidence=[Evidence(start=0, end=len(said), text=said, turn=1)])])
+    path = tmp_path / "r.jsonl"
+    path.write_text(res.model_dump_json() + "\n", "utf-8")
+    shown = runner.invoke(app, ["show", str(path)])
+    assert shown.exit_code == 0, shown.output  # a MarkupError before
+    assert "[M3]" in shown.output and "[/C3]" in shown.output and "[bold]refund" in shown.output
+    assert ":smile:" in shown.output and "\x1b[2J" not in shown.output and "\\x1b[2J" in shown.output
