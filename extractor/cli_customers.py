@@ -143,9 +143,15 @@ def forget(
     from .forget import forget as erase
 
     try:
-        typer.echo(json.dumps(erase(workspace, customer_id)))
+        if not Path(workspace).is_dir():
+            raise ConfigError(f"No workspace at {workspace}; name it with --workspace")
+        done = erase(workspace, customer_id)
     except SignalsError as exc:
         _fail(exc)
+    typer.echo(json.dumps(done))
+    if not done["found"]:
+        typer.secho(f"warning: the workspace held nothing of {customer_id!r}: nothing was erased (the request is in "
+                    "the audit log as not found); check the id", err=True, fg="yellow")
 
 
 def audit(
@@ -222,14 +228,19 @@ def override_signal(
     label: Annotated[str, typer.Option(help="The right label (intent label, sentiment, or urgency level).")],
     reason: Annotated[str, typer.Option(help="Why (kept with the override).")],
     workspace: Workspace = Path(".signals"),
+    new_label: Annotated[bool, typer.Option("--new-label", help="The intent label is new: not in the workspace's "
+                                                                 "results or the default taxonomy yet.")] = False,
 ) -> None:
     """Correct a document's intent, sentiment or urgency; the correction wins over the model from now on."""
     from .overrides import correct_signal
 
     try:
-        typer.echo(json.dumps(correct_signal(workspace, doc_id, kind, label, reason)))
+        done = correct_signal(workspace, doc_id, kind, label, reason, new_label=new_label)
     except SignalsError as exc:
         _fail(exc)
+    typer.echo(json.dumps(done))
+    if done.get("replaced"):
+        typer.secho(f"note: this replaces override {done['replaced']} of the same signal", err=True)
 
 
 def override_suppress(
@@ -268,7 +279,7 @@ def override_remove(
     from .overrides import remove
 
     if not remove(workspace, override_id):
-        typer.secho(f"No override {override_id!r}", err=True)
+        typer.secho(f"No override {override_id!r} (`signals override list` shows them)", err=True)
         raise typer.Exit(1)
 
 

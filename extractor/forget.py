@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .store import Store, norm_key
+from .store import Store, norm_key, optout_marker
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,16 @@ def forget(workspace: str | Path, customer_id: str, *, reason: str = "erasure re
     ws = Path(workspace)
     close_readers(ws)
     counts: dict[str, int] = {}
+    found = False
     if (ws / "store.duckdb").exists():
         idx = Index.open(ws)
         with Store(ws) as store:
+            held = store.db.execute(  # anything of theirs at all: an erasure of nobody is reported as such
+                "SELECT (SELECT count(*) FROM documents WHERE customer_key = $k) + (SELECT count(*) FROM profiles "
+                "WHERE customer_key IN ($k, $m)) + (SELECT count(*) FROM state_versions WHERE customer_key = $k) + "
+                "(SELECT count(*) FROM overrides WHERE customer_key = $k)",
+                {"k": key, "m": optout_marker(key)}).fetchone()[0]
+            found = bool(held)
             docs, seg_ids = store.delete_customer(key, keep_profile=keep_profile)
             idx.apply([], seg_ids, store, erase=True, docs=docs)
             idx.save()
@@ -49,6 +56,7 @@ def forget(workspace: str | Path, customer_id: str, *, reason: str = "erasure re
         counts["cached_replies"] = c.forget(key)
         c.close()
     counts["output_rows"] = sum(outputs.scrub(p, key, set(docs)) for p in outputs.paths(ws))
-    audit_id = audit.record(ws, "forget", reason=reason, removed=counts)
+    found = found or bool(counts.get("cached_replies") or counts["output_rows"])
+    audit_id = audit.record(ws, "forget", reason=reason, removed=counts, found=found)
     log.info("forgot a customer: %s (audit id %s)", counts, audit_id)
-    return {**counts, "audit_id": audit_id}
+    return {**counts, "found": found, "audit_id": audit_id}

@@ -21,8 +21,20 @@ SENTIMENT_SCORE = {"negative": -0.6, "neutral": 0.0, "positive": 0.6}  # a corre
 URGENCY_SCORE = {"low": 0.125, "medium": 0.375, "high": 0.625, "critical": 0.875}  # the middle of each level
 
 
-def correct_signal(workspace: str | Path, doc_id: str, kind: str, label: str, reason: str) -> dict[str, Any]:
-    """Record that document ``doc_id``'s ``kind`` is ``label`` (whatever the model said)."""
+def _known_intents(store: Store) -> set[str]:
+    """Intent labels the workspace's results use, and the default taxonomy's."""
+    from .taxonomy import load_taxonomy
+
+    seen = {r[0] for r in store.db.execute("SELECT DISTINCT label FROM signals WHERE kind = 'intent'").fetchall()}
+    return seen | {i.label for i in load_taxonomy(None).intents} | {"out_of_scope"}
+
+
+def correct_signal(workspace: str | Path, doc_id: str, kind: str, label: str, reason: str, *,
+                   new_label: bool = False) -> dict[str, Any]:
+    """Record that document ``doc_id``'s ``kind`` is ``label`` (whatever the model said).
+
+    An intent label nobody has used yet is refused unless ``new_label`` (a typo would become a label);
+    a second correction of the same signal replaces the first, and says which it replaced."""
     if kind not in KINDS:
         raise ConfigError(f"--kind {kind!r}: corrections are for {', '.join(KINDS)}")
     if kind == "sentiment" and label not in SENTIMENT_SCORE:
@@ -39,15 +51,24 @@ def correct_signal(workspace: str | Path, doc_id: str, kind: str, label: str, re
         row = store.db.execute("SELECT customer_key, customer_id FROM documents WHERE doc_id = ?", [doc_id]).fetchone()
         if row is None:
             raise ConfigError(f"No document {doc_id!r} in the store of {workspace}")
+        if kind == "intent" and not new_label and label not in (known := _known_intents(store)):
+            import difflib
+
+            near = difflib.get_close_matches(label, sorted(known), n=3)
+            raise ConfigError(f"intent {label!r} is not a label of this workspace's results or the default taxonomy"
+                              + (f" (did you mean {', '.join(near)}?)" if near else "")
+                              + "; to introduce a new label on purpose, add --new-label")
         old = store.db.execute("SELECT label FROM signals WHERE doc_id = ? AND kind = ? AND scope = 'document' "
                                "ORDER BY sig_idx LIMIT 1", [doc_id, kind]).fetchone()
         oid = uuid.uuid4().hex[:12]
-        store.db.execute("DELETE FROM overrides WHERE kind = 'signal' AND doc_id = ? AND target = ?", [doc_id, kind])
+        replaced = store.db.execute("DELETE FROM overrides WHERE kind = 'signal' AND doc_id = ? AND target = ? "
+                                    "RETURNING override_id", [doc_id, kind]).fetchall()
         store.db.execute("INSERT INTO overrides VALUES (?, ?, ?, 'signal', ?, ?, ?, ?, ?)",
                          [oid, row[0], doc_id, kind, old[0] if old else None, label, reason.strip(),
                           datetime.now(timezone.utc)])
         bump_versions(store, [row[1]])
-    return {"override_id": oid, "doc_id": doc_id, "kind": kind, "old": old[0] if old else None, "new": label}
+    return {"override_id": oid, "doc_id": doc_id, "kind": kind, "old": old[0] if old else None, "new": label,
+            "replaced": replaced[0][0] if replaced else None}
 
 
 def suppress_action(workspace: str | Path, customer_id: str, action: str, reason: str) -> dict[str, Any]:
@@ -55,22 +76,34 @@ def suppress_action(workspace: str | Path, customer_id: str, action: str, reason
     if not reason.strip():
         raise ConfigError("an override needs a --reason")
     from .index import close_readers
+    from .store import STORE_FILE
 
+    if not (Path(workspace) / STORE_FILE).exists():
+        raise ConfigError(f"No store in {workspace}: name the workspace with --workspace")
     close_readers(workspace)
     oid = uuid.uuid4().hex[:12]
+    key = norm_key(customer_id)
     with Store(workspace) as store:
+        known = store.db.execute("SELECT count(*) FROM documents WHERE customer_key = $k", {"k": key}).fetchone()[0] \
+            + store.db.execute("SELECT count(*) FROM profiles WHERE customer_key = $k AND NOT opted_out",
+                               {"k": key}).fetchone()[0]
+        if not known:
+            raise ConfigError(f"No customer {customer_id!r} in {workspace}: check the id (`signals state ID`)")
         store.db.execute("INSERT INTO overrides VALUES (?, ?, NULL, 'suppress', ?, NULL, NULL, ?, ?)",
-                         [oid, norm_key(customer_id), action, reason.strip(), datetime.now(timezone.utc)])
+                         [oid, key, action.strip(), reason.strip(), datetime.now(timezone.utc)])
     return {"override_id": oid, "customer_id": customer_id, "suppressed": action}
 
 
 def remove(workspace: str | Path, override_id: str) -> int:
     from .index import close_readers
+    from .state import bump_versions
 
     close_readers(workspace)
     with Store(workspace) as store:
-        return len(store.db.execute("DELETE FROM overrides WHERE override_id = ? RETURNING 1",
-                                    [override_id]).fetchall())
+        gone = store.db.execute("DELETE FROM overrides WHERE override_id = ? RETURNING kind, customer_key",
+                                [override_id]).fetchall()
+        bump_versions(store, [key for kind, key in gone if kind == "signal"])  # the model's label is back
+        return len(gone)
 
 
 def listing(store: Store) -> list[dict[str, Any]]:
@@ -85,7 +118,7 @@ def suppressions(store: Store, keys: list[str]) -> dict[str, dict[str, str]]:
     for key, target, reason in store.db.execute(
             "SELECT customer_key, target, reason FROM overrides WHERE kind = 'suppress' AND customer_key IN "
             "(SELECT unnest(?::VARCHAR[]))", [keys]).fetchall():
-        out.setdefault(key, {})[target] = reason
+        out.setdefault(key, {})[target.strip().lower()] = reason  # matched without regard to case
     return out
 
 

@@ -254,10 +254,10 @@ def suggest(st: CustomerState, rules: list[Rule], suppressed: dict[str, str] | N
         if all(r is not None for r in results):
             by_action.setdefault(rule.action, []).append(FiredRule(rule=rule.name, priority=rule.priority,
                                                                    conditions=results))
-    suppressed = suppressed or {}
+    quiet = {k.strip().lower(): v for k, v in (suppressed or {}).items()}  # an action's text or a rule's name
     out = [Action(customer_id=st.customer_id, action=a, priority=max(r.priority for r in fired), rules=fired,
-                  suppressed=suppressed.get(a) or next((suppressed[r.rule] for r in fired if r.rule in suppressed),
-                                                       None))
+                  suppressed=quiet.get(a.lower()) or next((quiet[r.rule.lower()] for r in fired
+                                                           if r.rule.lower() in quiet), None))
            for a, fired in by_action.items()]
     return sorted(out, key=lambda a: -a.priority)
 

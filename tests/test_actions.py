@@ -204,3 +204,39 @@ rules:
 def test_policy_mistakes_are_errors_that_say_what_to_write(tmp_path, body, message):
     with pytest.raises(ConfigError, match=message):
         _policy(tmp_path, body)
+
+
+def test_overrides_check_what_they_name_and_removing_one_is_a_new_version(ws, tmp_path):
+    from extractor.overrides import remove
+
+    with pytest.raises(ConfigError, match="did you mean billing_refund_request"):
+        correct_signal(ws, "T001", "intent", "billing_refnd_request", "typo")  # would become a label
+    first = correct_signal(ws, "T001", "intent", "billing_refund_request", "a")
+    second = correct_signal(ws, "T001", "intent", "vip_concierge", "new on purpose", new_label=True)
+    assert second["replaced"] == first["override_id"] and first["replaced"] is None
+    close_readers(ws)
+    v = state(ws, "C001").version
+    assert remove(ws, second["override_id"]) == 1
+    close_readers(ws)
+    back = state(ws, "C001")
+    assert back.version == v + 1 and not back.overrides  # the model's labels are back, as a new version
+    with pytest.raises(ConfigError, match="No customer 'C999'"):
+        suppress_action(ws, "C999", "chrun_risk", "x")
+    with pytest.raises(ConfigError, match="No store"):
+        suppress_action(tmp_path / "nows", "C001", "x", "y")
+    assert not (tmp_path / "nows").exists()
+    rules = _policy(tmp_path, "rules:\n  - name: any_contact\n    action: Say Thanks\n    when: [interactions >= 1]\n")
+    suppress_action(ws, "C005", "  say thanks ", "case and spaces do not matter")
+    close_readers(ws)
+    assert "C005" not in {a.customer_id for a in actions(ws, rules, as_of=AS_OF)}
+
+
+def test_forgetting_nobody_says_so_and_a_missing_workspace_is_an_error(ws, tmp_path):
+    res = runner.invoke(app, ["forget", "NOBODY", "--workspace", str(ws)])
+    assert res.exit_code == 0 and json.loads(res.stdout)["found"] is False and "held nothing" in res.stderr
+    from extractor.audit import read
+
+    assert list(read(ws))[-1]["found"] is False
+    res = runner.invoke(app, ["forget", "C001", "--workspace", str(tmp_path / "nows")])
+    assert res.exit_code != 0 and "No workspace" in res.output and not (tmp_path / "nows").exists()
+    assert json.loads(runner.invoke(app, ["forget", "c001 ", "--workspace", str(ws)]).stdout)["found"] is True
