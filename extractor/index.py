@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
 from .exact_scan import ExactScanner
 from .ingest.results import fsync_dir
 from .keyword import KeywordIndex
@@ -414,20 +414,29 @@ def index_results(workspace: str | Path, paths: list[str], *, rebuild: bool = Fa
     from .state import bump_versions
     from .store import is_opted_out
 
+    if len(paths) > 1:  # all or nothing: a bad file found after the first was stored would leave half a refresh
+        for path in paths:
+            try:
+                for _ in read_results(path):
+                    pass
+            except InputError as exc:
+                raise InputError(f"{exc}; nothing of the {len(paths)} files was stored") from exc
     idx = index if index is not None else Index.open(workspace, embedder)
     n_docs = n_skipped = 0
     bumped: dict[str, int] = {}
     with Store(workspace) as store:
         markers = store.opted_out()
-        for path in paths:
-            results = list(read_results(path))
-            n_docs += len(results)
-            kept = [r for r in results if not is_opted_out(r.customer_id, markers)]
-            n_skipped += len(results) - len(kept)
-            added, removed = store.upsert(kept)
-            idx.apply(added, removed, store, docs=[r.id for r in kept])
-            bumped.update(bump_versions(store, [r.customer_id for r in kept]))
-        idx.save()
+        try:
+            for path in paths:
+                results = list(read_results(path))
+                n_docs += len(results)
+                kept = [r for r in results if not is_opted_out(r.customer_id, markers)]
+                n_skipped += len(results) - len(kept)
+                added, removed = store.upsert(kept)
+                idx.apply(added, removed, store, docs=[r.id for r in kept])
+                bumped.update(bump_versions(store, [r.customer_id for r in kept]))
+        finally:
+            idx.save()  # whatever reached the store is searchable too
         if then is not None:
             then(store)
         counts = store.counts()

@@ -125,6 +125,14 @@ def test_refresh_touches_only_the_customer_of_the_new_transcript(ws, pipeline, t
     assert "T900" in st.documents and st.version == before["c005"] + 1
     assert runner.invoke(app, ["refresh", str(new), "--workspace", str(ws)]).exit_code == 0
     assert _versions(ws) == after  # the same data again is not a new version
+    # several files are all or nothing: a broken second file stores nothing of the first
+    doc.id, doc.customer_id = "T901", "C006"
+    good, bad = tmp_path / "good.jsonl", tmp_path / "bad.jsonl"
+    good.write_text(pipeline.extract(doc).model_dump_json() + "\n", "utf-8")
+    bad.write_text('{"id": 1\n', "utf-8")
+    failed = runner.invoke(app, ["refresh", str(good), str(bad), "--workspace", str(ws)])
+    assert failed.exit_code != 0 and "nothing of the 2 files was stored" in failed.output
+    assert _versions(ws) == after and "T901" not in state(ws, "C006").documents
 
 
 def _files(*roots: Path) -> list[Path]:
