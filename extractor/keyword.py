@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import re
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -33,6 +34,17 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 TOKEN = re.compile(r"(?u)\b\w\w+\b")  # bm25s's default pattern (scikit-learn's CountVectorizer)
+# runs of Han, kana and Hangul have no spaces between words: they are indexed as overlapping character
+# pairs (as Lucene's CJK analyzer does), so 订单 finds 我的订单还没到
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u3131-\u318e]{2,}")
+TOKENIZER = "nfkc+cjk-bigrams"  # recorded with the index; an index without it was built before
+
+
+def prepare(text: str) -> str:
+    """Text as it is tokenised, for documents and queries alike: NFKC (so a precomposed é and e + U+0301
+    are one word), CJK runs as character pairs."""
+    text = unicodedata.normalize("NFKC", text)
+    return _CJK.sub(lambda m: " " + " ".join(m[0][i:i + 2] for i in range(len(m[0]) - 1)) + " ", text)
 FILES = ("kw_data.npy", "kw_indices.npy", "kw_indptr.npy", "kw_ids.npy", "kw_vocab.json")
 DELTA_FILE, DEAD_FILE = "kw_delta.json", "kw_dead.npy"
 K1, B = 1.5, 0.75  # bm25s's defaults
@@ -88,7 +100,7 @@ class KeywordIndex:
             return cls.empty()
         bm25s = _bm25s()
 
-        tokenized = bm25s.tokenize(list(texts), stopwords="english", show_progress=False)
+        tokenized = bm25s.tokenize([prepare(t) for t in texts], stopwords="english", show_progress=False)
         bm25 = bm25s.BM25(k1=K1, b=B)
         bm25.index(tokenized, show_progress=False)
         s = bm25.scores
@@ -130,7 +142,7 @@ class KeywordIndex:
         for name, arr in zip(FILES, (self.data, self.indices, self.indptr, self.ids)):
             np.save(directory / name, arr)
         (directory / FILES[4]).write_text(json.dumps({"vocab": self.vocab, "stopwords": sorted(self.stopwords),
-                                                      "total_len": self.total_len}), "utf-8")
+                                                      "total_len": self.total_len, "tokenizer": TOKENIZER}), "utf-8")
         (directory / DELTA_FILE).write_text(json.dumps({"ids": list(self.delta), "tokens": list(self.delta.values())},
                                                        ensure_ascii=False), "utf-8")
         np.save(directory / DEAD_FILE, np.asarray(sorted(self.dead), dtype=np.int64))
@@ -142,6 +154,11 @@ class KeywordIndex:
         arrays = [np.load(directory / name, mmap_mode="r") for name in FILES[:4]]
         meta = json.loads((directory / FILES[4]).read_text("utf-8"))
         kw = cls(*arrays, meta["vocab"], frozenset(meta["stopwords"]), meta.get("total_len", 0.0))
+        if meta.get("tokenizer") != TOKENIZER and any(_CJK.search(w) or not unicodedata.is_normalized("NFKC", w)
+                                                      for w in meta["vocab"]):
+            log.warning("the keyword index was built before words were NFKC-normalised and CJK text split into "
+                        "character pairs: rebuild it (`signals index build --rebuild RESULTS`) for keyword "
+                        "search to match such text")
         if (directory / DELTA_FILE).exists():
             delta = json.loads((directory / DELTA_FILE).read_text("utf-8"))
             kw.delta = dict(zip(map(int, delta["ids"]), delta["tokens"]))
@@ -151,7 +168,7 @@ class KeywordIndex:
     # -- querying -------------------------------------------------------------------------------------
     def words(self, text: str) -> list[str]:
         """Tokens as bm25s makes them: lower-cased, the default pattern, English stopwords out."""
-        return [w for w in TOKEN.findall(text.lower()) if w not in self.stopwords]
+        return [w for w in TOKEN.findall(prepare(text).lower()) if w not in self.stopwords]
 
     def tokens(self, query: str) -> list[int]:
         """The query's main-index token ids (unknown words dropped)."""

@@ -1,4 +1,4 @@
-"""The numpy keyword reader scores exactly as bm25s does, and survives a save and load."""
+"""The numpy keyword reader scores exactly as bm25s does (on the normalised text), and survives a save and load."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractor.keyword import KeywordIndex, _bm25s
+from extractor.keyword import KeywordIndex, _bm25s, prepare
 
 DATA = Path(__file__).resolve().parents[1] / "sample_data"
 
@@ -27,8 +27,9 @@ def test_scores_equal_bm25s(query):
     texts = _texts()
     kw = KeywordIndex.build(texts, np.arange(len(texts)) + 1000)
     ref = bm25s.BM25()
-    ref.index(bm25s.tokenize(texts, stopwords="english", show_progress=False), show_progress=False)
-    tokens = bm25s.tokenize([query], stopwords="english", return_ids=False, show_progress=False)[0]
+    ref.index(bm25s.tokenize([prepare(t) for t in texts], stopwords="english", show_progress=False),
+              show_progress=False)
+    tokens = bm25s.tokenize([prepare(query)], stopwords="english", return_ids=False, show_progress=False)[0]
     want = ref.get_scores(tokens) if ref.get_tokens_ids(tokens) else np.zeros(len(texts), np.float32)
     np.testing.assert_allclose(kw.scores(query), want, rtol=1e-6, atol=1e-7)
 
@@ -59,8 +60,9 @@ def test_empty_index(tmp_path):
 def _bm25s_scores(texts: list[str], query: str) -> np.ndarray:
     bm25s = _bm25s()
     ref = bm25s.BM25()
-    ref.index(bm25s.tokenize(texts, stopwords="english", show_progress=False), show_progress=False)
-    tokens = bm25s.tokenize([query], stopwords="english", return_ids=False, show_progress=False)[0]
+    ref.index(bm25s.tokenize([prepare(t) for t in texts], stopwords="english", show_progress=False),
+              show_progress=False)
+    tokens = bm25s.tokenize([prepare(query)], stopwords="english", return_ids=False, show_progress=False)[0]
     return ref.get_scores(tokens) if ref.get_tokens_ids(tokens) else np.zeros(len(texts), np.float32)
 
 
@@ -100,3 +102,17 @@ def test_an_index_started_empty_grows_by_delta_and_asks_for_a_rebuild():
     assert not kw.needs_rebuild()
     kw.add(["x"] * 2100, np.arange(1000, 3100))
     assert kw.needs_rebuild()
+
+
+def test_composition_does_not_matter_and_cjk_words_are_found(tmp_path):
+    texts = ["Cafe\u0301 closed", "Café open", "我的订单还没到。", "我要取消订阅，太贵了。",
+             "ﾃﾞﾝﾜ full-width ＲＥＦＵＮＤ"]
+    kw = KeywordIndex.build(texts[:2], [1, 2])
+    kw.add(texts[2:], [3, 4, 5])  # the delta tokenises as the build does
+    kw.save(tmp_path)
+    kw = KeywordIndex.load(tmp_path)
+    hits = lambda q: {i for i, _ in kw.rank(q, None, 10)}  # noqa: E731
+    assert hits("café") == hits("cafe\u0301") == {1, 2}  # precomposed or not: the same word
+    assert hits("订单") == {3} and hits("取消订阅") == {4} and hits("refund") == {5}
+    big = KeywordIndex.build(texts, [1, 2, 3, 4, 5])  # the main index too
+    assert {i for i, _ in big.rank("订单", None, 10)} == {3}
