@@ -16,6 +16,7 @@ Every reject reason starts with a stable category before the first colon
 from __future__ import annotations
 
 import codecs
+import json
 import logging
 import os
 from collections import Counter
@@ -246,6 +247,14 @@ class _JsonlAppender:
             self._f.close()
 
 
+def content_key(text: str | None, turns: list[tuple[Any, Any]] | None) -> bytes:
+    """A short digest of a document's words (its text, or its turns' speakers and texts)."""
+    import hashlib
+
+    payload = json.dumps([text, turns], ensure_ascii=False).encode("utf-8", "surrogatepass")
+    return hashlib.blake2b(payload, digest_size=8).digest()
+
+
 class ResultSink(_JsonlAppender):
     """Writes :class:`ExtractionResult` rows: JSONL, or Parquet when ``path`` ends in .parquet/.pq.
 
@@ -260,7 +269,8 @@ class ResultSink(_JsonlAppender):
     def __init__(self, path: str | Path, resume: bool = True) -> None:
         self.out = Path(path)
         self.parquet = self.out.suffix.lower() in PARQUET_SUFFIXES
-        self.done_ids: set[str] = set()
+        # id -> (a digest of its text, the first label of each kind) of the rows already in the output
+        self.done_ids: dict[str, tuple[bytes | None, dict[str, str]]] = {}
         self.n_skipped = 0
         self._closed = False
         target = partial_path_for(self.out) if self.parquet else self.out
@@ -286,7 +296,19 @@ class ResultSink(_JsonlAppender):
 
     def _seen(self, row: dict[str, Any]) -> None:
         if "id" in row:
-            self.done_ids.add(str(row["id"]))
+            turns = row.get("turns")
+            firsts = {}
+            for s in row.get("signals") or []:
+                firsts.setdefault(s.get("kind"), s.get("label"))
+            self.done_ids[str(row["id"])] = (content_key(row.get("text"), [(t.get("speaker"), t.get("text"))
+                                                                            for t in turns] if turns else None),
+                                             firsts)
+
+    def changed(self, doc) -> bool:
+        """Whether ``doc``'s id is in the output with another text (resuming would keep a stale result)."""
+        have = self.done_ids.get(doc.id)
+        turns = [(t.speaker, t.text) for t in doc.turns] if doc.turns else None
+        return have is not None and have[0] is not None and have[0] != content_key(doc.text, turns)
 
     def write(self, result: ExtractionResult) -> None:
         """Append one result (one JSON line)."""
@@ -295,7 +317,7 @@ class ResultSink(_JsonlAppender):
             log.debug("result %s is already in %s; not written again", result.id, self.out)
             return
         self._append(result.model_dump_json(exclude_none=False))
-        self.done_ids.add(result.id)
+        self.done_ids[result.id] = (None, {})
 
     def close(self) -> None:
         """Flush and close; for Parquet output, convert the partial JSONL to ``path`` and delete it."""

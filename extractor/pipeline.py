@@ -293,8 +293,13 @@ class Pipeline:
                     elif is_opted_out(item.customer_id, opted_out):
                         tally.n_in += 1
                         tally.n_opted_out += 1
+                    elif item.id in sink.done_ids and sink.changed(item):
+                        tally.rejected(Reject(source=str(out), id=item.id, stage="validate", reason=(
+                            f"changed since {out.name} was written: its result there is of another text; to "
+                            "extract it again, run with --no-resume or write to a new --out")), rejects,
+                            key=f"changed:{item.id}")
                     elif item.id in sink.done_ids:
-                        tally.resumed()
+                        tally.resumed(sink.done_ids[item.id][1])
                     else:
                         todo.append(item)
                 for res in self.extract_batch(todo):
@@ -373,10 +378,14 @@ class _Tally:
         if key not in sink.done_keys:  # a resumed run does not write the same reject twice
             sink.write(item)
 
-    def resumed(self) -> None:
+    def resumed(self, firsts: dict[str, str]) -> None:
+        """A document already in the output: counted with the labels it has there."""
         self.n_in += 1
         self.n_ok += 1
         self.n_resumed += 1
+        for kind, counter in self.counts.items():
+            if firsts.get(kind) is not None:
+                counter[firsts[kind]] += 1
 
     def ok(self, res: ExtractionResult) -> None:
         self.n_in += 1

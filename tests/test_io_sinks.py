@@ -99,7 +99,7 @@ def test_parquet_resume_appends_to_finished_output(tmp_path: Path) -> None:
     with ResultSink(out) as sink:
         sink.write(make_result(1))
     with ResultSink(out) as sink:
-        assert sink.done_ids == {"1"} and sink.n_resumed == 1
+        assert set(sink.done_ids) == {"1"} and sink.n_resumed == 1
         sink.write(make_result(1))  # already there: skipped
         sink.write(make_result(2))
     assert [r.id for r in read_results(out)] == ["1", "2"]
@@ -118,7 +118,7 @@ def test_resume_after_crash_truncates_partial_line(tmp_path: Path) -> None:
     with open(out, "ab") as f:
         f.write(make_result(3).model_dump_json().encode()[:40])
     with ResultSink(out) as sink:
-        assert sink.done_ids == {"0", "1", "2"} and sink.n_resumed == 3
+        assert set(sink.done_ids) == {"0", "1", "2"} and sink.n_resumed == 3
         for i in range(5):
             sink.write(make_result(i))
     ids = [r.id for r in read_results(out)]
@@ -138,7 +138,7 @@ def test_parquet_resume_from_partial_after_crash(tmp_path: Path) -> None:
         f.write(b'{"schema_version":"1","id":"3","cust')
     assert not out.exists()
     with ResultSink(out) as sink:
-        assert sink.done_ids == {"1", "2"}
+        assert set(sink.done_ids) == {"1", "2"}
         sink.write(make_result(3))
     assert [r.id for r in read_results(out)] == ["1", "2", "3"]
 
@@ -148,7 +148,7 @@ def test_result_sink_no_resume_truncates(tmp_path: Path) -> None:
     with ResultSink(out) as sink:
         sink.write(make_result(1))
     with ResultSink(out, resume=False) as sink:
-        assert sink.done_ids == set()
+        assert set(sink.done_ids) == set()
         sink.write(make_result(2))
     assert [r.id for r in read_results(out)] == ["2"]
 
