@@ -128,6 +128,12 @@ class DocumentReader:
             for line, raw, item in read_source(src, self.options):
                 if isinstance(item, Document):
                     prev = first_seen.get(item.id)
+                    longer = f"{Path(src.name).with_suffix('')}:{line}"
+                    if prev is not None and item.id == f"{src.stem}:{line}" and longer not in first_seen:
+                        # an id made from the file name (the row had none) met the same name in another
+                        # folder: the path as given tells them apart
+                        item = item.model_copy(update={"id": longer})
+                        prev = None
                     if prev is not None:
                         where = f"{sources[prev[0]]}:{prev[1]}" if prev[1] is not None else sources[prev[0]]
                         item = reject(

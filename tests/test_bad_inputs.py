@@ -244,3 +244,20 @@ def test_csv_unterminated_quote_recovers_following_rows(tmp_path: Path) -> None:
     assert [i.id for i in items if isinstance(i, Document)] == ["g1", "g2", "g3", "g4"]
     (rej,) = [i for i in items if isinstance(i, Reject)]
     assert rej.line == 3 and "quote" in rej.reason
+
+
+def test_a_line_too_long_to_read_keeps_its_id_in_the_reject(tmp_path: Path) -> None:
+    p = tmp_path / "a.jsonl"
+    p.write_bytes(GOOD_A + row(id="LONG1", text="a" * 200_000) + GOOD_B)
+    items = list(DocumentReader([str(p)], max_chars=1000))
+    (rej,) = [i for i in items if isinstance(i, Reject)]
+    assert rej.id == "LONG1" and rej.line == 2 and "--max-chars" in rej.reason
+
+
+def test_rows_without_ids_in_files_of_the_same_name_are_all_read(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "d.jsonl").write_bytes((json.dumps({"text": f"from {folder}: cancel"}) + "\n").encode())
+    docs = list(DocumentReader([str(tmp_path / "a" / "d.jsonl"), str(tmp_path / "b" / "d.jsonl")]))
+    assert all(isinstance(d, Document) for d in docs) and len({d.id for d in docs}) == 2
+    assert docs[0].id == "d:1" and docs[1].id.endswith("b/d:1")

@@ -132,8 +132,8 @@ def iter_lines(stream: BinaryIO, enc: str, cap: int) -> Iterator[tuple[int, str 
             yield (
                 n,
                 RowError(
-                    f"too long: line {n} is over {cap:,} bytes, longer than any document "
-                    "--max-chars allows; split the document or raise --max-chars",
+                    f"too long: line {n} is over {cap:,} bytes, more than a row can hold whose text is within "
+                    "--max-chars characters; split the document or raise --max-chars",
                     "read",
                 ),
                 line,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from extractor.ingest.common import JSON_DECODER, Options, Row, RowError, Source, kind, reject
 from extractor.ingest.decode import iter_lines, undecodable
@@ -48,11 +48,26 @@ def _json_line(src: Source, n: int, line: str) -> Row | Reject:
     return reject(src.name, n, row.reason, row.stage, line) if isinstance(row, RowError) else row
 
 
+def _id_in_prefix(raw: Any, field: str) -> str | None:
+    """The id of a row too long (or too broken) to parse, when its first few KB name it: for the reject."""
+    import re
+
+    head = raw[:4096] if isinstance(raw, (str, bytes)) else ""
+    text = head.decode("utf-8", "replace") if isinstance(head, bytes) else head
+    m = re.search('"' + re.escape(field) + r'"\s*:\s*("(?:[^"\\]|\\.){1,200}"|-?\d{1,30})', text)
+    if not m:
+        return None
+    try:
+        return str(json.loads(m[1]))
+    except ValueError:
+        return None
+
+
 def read_jsonl(src: Source, stream: BinaryIO, enc: str, opts: Options) -> Iterator[Row | Reject]:
     cap = 8 * opts.max_chars + 65536
     for n, item, raw in iter_lines(stream, enc, cap):
         if isinstance(item, RowError):
-            yield reject(src.name, n, item.reason, item.stage, raw)
+            yield reject(src.name, n, item.reason, item.stage, raw, _id_in_prefix(raw, opts.fields.id))
         elif item.strip():
             yield _json_line(src, n, item)
 
