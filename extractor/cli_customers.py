@@ -82,6 +82,10 @@ def profiles_import(
                    f"{f' and {more} more' if more > 0 else ''}); they are kept")
 
 
+AS_OF_HELP = ("As of this time: an ISO time, or a date, which means 00:00 UTC that day (that day's contacts "
+              "are not in it yet).")
+
+
 def _as_of(value: str | None) -> datetime | None:
     if value is None:
         return None
@@ -94,7 +98,7 @@ def _as_of(value: str | None) -> datetime | None:
 
 def state(
     customer_id: Annotated[str, typer.Argument(help="Customer id (matched case- and space-insensitively).")],
-    as_of: Annotated[str | None, typer.Option(help="Reconstruct the state at this time (ISO date or time).")] = None,
+    as_of: Annotated[str | None, typer.Option(help=AS_OF_HELP)] = None,
     sentiment_half_life: Annotated[float, typer.Option(help="Days for a contact's sentiment weight to halve.",
                                                        min=0.01)] = 14.0,
     urgency_half_life: Annotated[float, typer.Option(help="Days for urgency to halve.", min=0.01)] = 3.0,
@@ -162,7 +166,11 @@ def audit(
     """The workspace's append-only audit log: runs, imports and erasures (no personal data)."""
     from .audit import read
 
-    rows = [r for r in read(workspace) if event is None or r["event"] == event]
+    rows = list(read(workspace))
+    kinds = {"extract", "index", "profiles", "forget"} | {r["event"] for r in rows}
+    if event is not None and event not in kinds:
+        _fail(ConfigError(f"--event {event!r}: events are {', '.join(sorted(kinds))}"))
+    rows = [r for r in rows if event is None or r["event"] == event]
     if as_json:
         typer.echo(json.dumps(rows, default=str))
         return
@@ -176,7 +184,7 @@ def actions(
     policy: Annotated[Path | None, typer.Option(help="Policy YAML (default: the shipped extractor/data/policy.yaml)."
                                                 )] = None,
     top: Annotated[int | None, typer.Option(help="Only the N highest-priority actions.", min=1)] = None,
-    as_of: Annotated[str | None, typer.Option(help="Evaluate the states at this time (ISO date or time).")] = None,
+    as_of: Annotated[str | None, typer.Option(help=AS_OF_HELP)] = None,
     include_suppressed: Annotated[bool, typer.Option(help="Also list actions an analyst suppressed.")] = False,
     workspace: Workspace = Path(".signals"),
     as_json: AsJson = False,
@@ -202,7 +210,7 @@ def actions(
 def segments(
     by: Annotated[str, typer.Option(help="Comma-separated dimensions: urgency, urgency.peak, sentiment, trend, "
                                          "intent, channel, profile.<attribute>.")] = "urgency.peak,sentiment,intent",
-    as_of: Annotated[str | None, typer.Option(help="Group the states at this time.")] = None,
+    as_of: Annotated[str | None, typer.Option(help=AS_OF_HELP)] = None,
     workspace: Workspace = Path(".signals"),
     as_json: AsJson = False,
 ) -> None:

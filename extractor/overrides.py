@@ -133,6 +133,8 @@ def corrections_as_training(workspace: str | Path, out: str | Path, kind: str | 
     """Write signal corrections as ``{"text", "label", "task"}`` JSONL for ``signals train``; rows written.
 
     The file is registered as a managed output, so ``signals forget`` removes a customer's rows from it."""
+    if kind is not None and kind not in KINDS:
+        raise ConfigError(f"--kind {kind!r}: corrections are of {', '.join(KINDS)}")
     from . import outputs
     from .index import close_readers
 

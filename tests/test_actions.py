@@ -240,3 +240,11 @@ def test_forgetting_nobody_says_so_and_a_missing_workspace_is_an_error(ws, tmp_p
     res = runner.invoke(app, ["forget", "C001", "--workspace", str(tmp_path / "nows")])
     assert res.exit_code != 0 and "No workspace" in res.output and not (tmp_path / "nows").exists()
     assert json.loads(runner.invoke(app, ["forget", "c001 ", "--workspace", str(ws)]).stdout)["found"] is True
+
+
+def test_filter_typos_are_errors_not_empty_answers(ws, tmp_path):
+    res = runner.invoke(app, ["audit", "--event", "forgett", "--workspace", str(ws)])
+    assert res.exit_code != 0 and "events are" in res.output
+    res = runner.invoke(app, ["export-overrides", "--kind", "intnt", "--out", str(tmp_path / "c.jsonl"),
+                              "--workspace", str(ws)])
+    assert res.exit_code != 0 and "corrections are of intent" in res.output
