@@ -22,6 +22,24 @@ Encoder = Annotated[str | None, typer.Option(help="Encoder name (all-MiniLM-L6-v
                                                   "or a sentence-transformers model directory.")]
 
 
+def _unknown_intents(workspace: Path, where: str) -> None:
+    """When a filter found nothing, say which of its intent labels the workspace has never seen (a typo?)."""
+    import difflib
+
+    from .index import _reader_for
+    from .where import parse, values_of
+
+    asked = values_of(parse(where), "intent")
+    if not asked:
+        return
+    known = {r[0] for r in _reader_for(workspace).db.execute(
+        "SELECT DISTINCT label FROM signals WHERE kind = 'intent'").fetchall()}
+    for label in sorted(asked - known):
+        near = difflib.get_close_matches(label, sorted(known), n=3)
+        typer.secho(f"note: no document has the intent {label!r}" + (f"; did you mean {', '.join(near)}?" if near
+                                                                      else ""), err=True, fg="yellow")
+
+
 @app.command()
 def extract(
     inputs: Annotated[list[str], typer.Argument(help="Files, directories, globs, or - for stdin.")],
@@ -322,6 +340,9 @@ def search(
         typer.echo(json.dumps(result.as_json(), ensure_ascii=False, default=str))
         return
     from .render import search_hits
+
+    if not result.hits and where:
+        _unknown_intents(workspace, where)
 
     search_hits(result, query, explain=explain)
 

@@ -339,6 +339,19 @@ def parse(text: str) -> Node | None:
     return _Parser(text).parse()
 
 
+def values_of(node: Node | None, field: str) -> set[str]:
+    """Every value the filter compares ``field`` with (to check labels against what the store holds)."""
+    if node is None:
+        return set()
+    if isinstance(node, Cmp):
+        return {str(node.value)} if node.field == field else set()
+    if isinstance(node, In):
+        return {str(v) for v in node.values} if node.field == field else set()
+    if isinstance(node, Not):
+        return values_of(node.item, field)
+    return set().union(*(values_of(n, field) for n in node.items))
+
+
 # --- SQL ----------------------------------------------------------------------------------------------------------
 
 # Document-level signals only: a per-turn sentiment does not make the document "negative".

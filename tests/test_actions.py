@@ -248,3 +248,9 @@ def test_filter_typos_are_errors_not_empty_answers(ws, tmp_path):
     res = runner.invoke(app, ["export-overrides", "--kind", "intnt", "--out", str(tmp_path / "c.jsonl"),
                               "--workspace", str(ws)])
     assert res.exit_code != 0 and "corrections are of intent" in res.output
+
+
+def test_a_search_filter_on_an_intent_nobody_has_says_so(ws):
+    res = runner.invoke(app, ["search", "refund", "--where", "intent = billing_refund_requst", "--workspace", str(ws)])
+    assert res.exit_code == 0 and "no hits" in res.stdout
+    assert "did you mean billing_refund_request" in res.stderr
