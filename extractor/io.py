@@ -113,6 +113,9 @@ class DocumentReader:
         )
         self.n_read = 0
         self.n_ok = 0
+        # doc id -> (source, line) of documents read and not yet done with (the pipeline pops them), so that
+        # a document rejected at extraction still names its file and line
+        self.where: dict[str, tuple[str, int | None]] = {}
         self.n_rejected = 0
         self.reject_reasons: Counter[str] = Counter()
 
@@ -147,6 +150,7 @@ class DocumentReader:
                         )
                     else:
                         first_seen[item.id] = (len(sources) - 1, line)
+                        self.where[item.id] = (src.name, line)  # until the consumer is done with it
                 yield self._count(item)
 
     def _count(self, item: Document | Reject) -> Document | Reject:

@@ -307,10 +307,15 @@ class Pipeline:
                         tally.stopped = "token budget spent; rerun the same command to resume"
                         continue
                     if isinstance(res, Reject):
+                        if res.id in reader.where:  # the file and line it came from, as read rejects have
+                            res = res.model_copy(update=dict(zip(("source", "line"), reader.where[res.id])))
                         tally.rejected(res, rejects, key=res.id or "")
                     else:
                         sink.write(res)
                         tally.ok(res)
+                for item in batch:
+                    if isinstance(item, Document):
+                        reader.where.pop(item.id, None)
                 sink.flush()
                 rejects.flush()
                 if on_progress:
@@ -354,9 +359,13 @@ def _has_customer_text(doc: Document) -> bool:
 
 
 def _no_customer_text(doc: Document) -> Reject:
-    return Reject(source=f"document {doc.id}", id=doc.id, stage="extract",
-                  reason="no customer text: every turn is the agent's (or empty), so there is no customer "
-                         "intent, sentiment or urgency to extract; check the speaker names")
+    if doc.text is not None:  # the same reasons the file reader gives
+        reason = "empty text: nothing to extract" if not doc.text else \
+            "whitespace-only text: nothing to extract"
+    else:
+        reason = ("no customer text: every turn is the agent's (or empty), so there is no customer "
+                  "intent, sentiment or urgency to extract; check the speaker names")
+    return Reject(source=f"document {doc.id}", id=doc.id, stage="extract", reason=reason)
 
 
 class _Tally:

@@ -37,3 +37,23 @@ def test_bad_input_end_to_end(tmp_path: Path, name: str, pipeline) -> None:
         assert keyword.lower() in rej["reason"].lower(), rej
     on_disk = json.loads((tmp_path / "out" / "signals.jsonl.summary.json").read_text())
     assert on_disk["n_in"] == on_disk["n_ok"] + on_disk["n_rejected"]
+
+
+def test_extraction_rejects_name_their_file_and_line_and_empty_text_says_so(tmp_path, pipeline):
+    from extractor import extract
+    from extractor.errors import SignalsError
+
+    src = tmp_path / "a.jsonl"
+    src.write_text(json.dumps({"id": "ok", "text": "cancel my plan"}) + "\n"
+                   + json.dumps({"id": "E11", "turns": [{"speaker": "Agent", "text": "Hello?"}]}) + "\n", "utf-8")
+    out = tmp_path / "out.jsonl"
+    summary = pipeline.run([str(src)], out)
+    assert summary.n_ok == 1 and summary.n_rejected == 1
+    (rej,) = [json.loads(line) for line in out.with_name("out.rejects.jsonl").read_text("utf-8").splitlines()]
+    assert rej["id"] == "E11" and rej["source"] == str(src) and rej["line"] == 2  # as read rejects name it
+    for text, reason in (("", "empty text"), ("   ", "whitespace-only")):
+        try:
+            got = extract(text)
+        except SignalsError as exc:
+            got = str(exc)
+        assert reason in str(got), got
