@@ -209,7 +209,10 @@ def actions(
 
 def segments(
     by: Annotated[str, typer.Option(help="Comma-separated dimensions: urgency, urgency.peak, sentiment, trend, "
-                                         "intent, channel, profile.<attribute>.")] = "urgency.peak,sentiment,intent",
+                                         "intent (the most recent active one: each customer is in one segment; "
+                                         "`actions` with `intent in (...)` finds every customer with an intent), "
+                                         "channel (the most used), profile.<attribute>.")
+                  ] = "urgency.peak,sentiment,intent",
     as_of: Annotated[str | None, typer.Option(help=AS_OF_HELP)] = None,
     workspace: Workspace = Path(".signals"),
     as_json: AsJson = False,

@@ -26,7 +26,7 @@ def value(st: CustomerState, dim: str) -> str:
         return st.sentiment.label if st.sentiment else "none"
     if dim == "trend":
         return st.sentiment.trend if st.sentiment else "none"
-    if dim == "intent":
+    if dim == "intent":  # one segment per customer: their most recent active intent
         active = [i for i in st.intents if i.active]
         return active[0].label if active else "none"
     if dim == "channel":
@@ -44,7 +44,13 @@ def segments(workspace: str | Path, by: list[str], *, as_of: datetime | None = N
         if dim not in DIMENSIONS and not dim.startswith("profile."):
             raise ConfigError(f"--by {dim!r}: use {', '.join(DIMENSIONS)} or profile.<attribute>")
     groups: dict[tuple, list[str]] = defaultdict(list)
+    attributes: set[str] = set()
     for st in states(workspace, as_of=as_of):
+        attributes.update((st.profile or {}).get("attributes") or {})
         groups[tuple(value(st, d) for d in by)].append(st.customer_id)
+    for dim in by:  # a misspelt attribute would put everyone in "none"
+        if dim.startswith("profile.") and attributes and dim.split(".", 1)[1] not in attributes:
+            raise ConfigError(f"--by {dim!r}: no profile has that attribute; they have "
+                              f"{', '.join(sorted(attributes)[:20])}")
     return [{"segment": dict(zip(by, k)), "count": len(v), "customers": sorted(v)}
             for k, v in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))]

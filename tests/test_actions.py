@@ -160,6 +160,8 @@ def test_segments_partition_the_customers(ws):
     result = runner.invoke(app, ["segments", "--by", "profile.plan", "--workspace", str(ws), "--json"])
     assert result.exit_code == 0
     assert {r["segment"]["profile.plan"] for r in json.loads(result.output)} >= {"Nimbus Plus", "Nimbus Basic"}
+    with pytest.raises(ConfigError, match="no profile has that attribute"):
+        segments(ws, ["profile.plann"], as_of=AS_OF)  # a typo would have put everyone in "none"
 
 
 def test_profile_numbers_compare_as_numbers_and_every_condition_names_its_documents(ws, tmp_path):
