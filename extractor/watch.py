@@ -107,22 +107,48 @@ class Watcher:
         from . import outputs
 
         outputs.register(self.workspace, out)
-        summary = self.pipeline.run([str(path)], out, fields=self.fields, resume=False,
-                                    opted_out=opted_out_markers(self.workspace))
+        summary = self.pipeline.run(
+            [str(path)], out, fields=self.fields, resume=False, opted_out=opted_out_markers(self.workspace)
+        )
 
         def record(store: Store) -> None:
-            store.db.execute("INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                             [str(path), digest, summary.n_in, summary.n_ok, summary.n_rejected,
-                              summary.n_opted_out, str(out), arrived, datetime.now(timezone.utc)])
+            store.db.execute(
+                "INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    str(path),
+                    digest,
+                    summary.n_in,
+                    summary.n_ok,
+                    summary.n_rejected,
+                    summary.n_opted_out,
+                    str(out),
+                    arrived,
+                    datetime.now(timezone.utc),
+                ],
+            )
 
         indexed = index_results(self.workspace, [str(out)], index=self.index, then=record)
         if path in self._seen:
             self._seen[path] = (*self._seen[path][:2], -1.0)
-        return {"file": str(path), "n_in": summary.n_in, "n_ok": summary.n_ok, "n_rejected": summary.n_rejected,
-                "n_opted_out": summary.n_opted_out, "customers_updated": indexed["customers_updated"]}
+        return {
+            "file": str(path),
+            "output": str(out),
+            "n_in": summary.n_in,
+            "n_ok": summary.n_ok,
+            "n_rejected": summary.n_rejected,
+            "n_opted_out": summary.n_opted_out,
+            "customers_updated": indexed["customers_updated"],
+        }
 
-    def run(self, directory: str | Path, *, poll: float = 0.25, once: bool = False,
-            on_file: Callable[[dict], None] | None = None, stop: threading.Event | None = None) -> int:
+    def run(
+        self,
+        directory: str | Path,
+        *,
+        poll: float = 0.25,
+        once: bool = False,
+        on_file: Callable[[dict], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
         """Process files as they land until ``stop`` is set (or, with ``once``, until none is left)."""
         directory = Path(directory)
         self.pipeline.load()
@@ -147,15 +173,16 @@ class Watcher:
     def _pending(self) -> bool:
         return any(v[2] != -1.0 for v in self._seen.values())
 
-    def run_stdin(self, *, batch: int = 64, wait: float = 1.0, on_file: Callable[[dict], None] | None = None,
-                  stream=None) -> int:
+    def run_stdin(
+        self, *, batch: int = 64, wait: float = 1.0, on_file: Callable[[dict], None] | None = None, stream=None
+    ) -> int:
         """Read JSONL documents from stdin; every ``batch`` lines (or ``wait`` seconds) becomes one file."""
         stream = stream or sys.stdin
-        lines: queue.Queue[str | None] = queue.Queue()
+        lines: queue.Queue[tuple[int, str] | None] = queue.Queue()
 
         def reader() -> None:
-            for line in stream:
-                lines.put(line)
+            for no, line in enumerate(stream, 1):
+                lines.put((no, line))
             lines.put(None)
 
         threading.Thread(target=reader, daemon=True).start()
@@ -173,25 +200,51 @@ class Watcher:
                 if line is None:
                     ended = True
                     break
-                if line.strip():
-                    pending.append(line if line.endswith("\n") else line + "\n")
+                if line[1].strip():
+                    pending.append((line[0], line[1] if line[1].endswith("\n") else line[1] + "\n"))
             if pending:  # a transient file: opted-out customers' lines never reach the disk, and it goes after
                 from .profiles import opted_out_markers
 
-                kept, skipped = _without_opted_out(pending, opted_out_markers(self.workspace),
-                                                   self.fields.customer if self.fields else "customer_id")
+                markers = opted_out_markers(self.workspace)
+                field = self.fields.customer if self.fields else "customer_id"
+                kept = [(no, text) for no, text in pending if _without_opted_out([text], markers, field)[0]]
+                skipped = len(pending) - len(kept)
                 pending = []
                 path = inbox / f"stdin-{time.time_ns()}.jsonl"
-                path.write_text("".join(kept), "utf-8")
+                path.write_text("".join(text for _, text in kept), "utf-8")
                 try:
                     info = self.process(path)
+                    _point_rejects_at_stdin(Path(info.pop("output")), path.name, [no for no, _ in kept])
                 finally:
                     path.unlink(missing_ok=True)
-                info.update(n_in=info["n_in"] + skipped, n_opted_out=info["n_opted_out"] + skipped)
+                info.update(
+                    file="<stdin>",
+                    lines=[kept[0][0], kept[-1][0]] if kept else None,
+                    n_in=info["n_in"] + skipped,
+                    n_opted_out=info["n_opted_out"] + skipped,
+                )
                 n += 1
                 if on_file:
                     on_file(info)
         return n
+
+
+def _point_rejects_at_stdin(out: Path, name: str, line_nos: list[int]) -> None:
+    """Rewrite a micro-batch's rejects so they name ``<stdin>`` and the line there, not the transient file."""
+    from .io import rejects_path_for
+    from .types import Reject
+
+    path = rejects_path_for(out)
+    if not path.exists():
+        return
+    rows = []
+    for text in path.read_text("utf-8", errors="surrogateescape").splitlines():
+        rej = Reject.model_validate_json(text)
+        if Path(rej.source).name == name:
+            line = line_nos[rej.line - 1] if rej.line and 0 < rej.line <= len(line_nos) else None
+            rej = rej.model_copy(update={"source": "<stdin>", "line": line})
+        rows.append(rej.model_dump_json() + "\n")
+    path.write_text("".join(rows), "utf-8", errors="surrogateescape")
 
 
 def _without_opted_out(lines: list[str], markers: set[str], field: str = "customer_id") -> tuple[list[str], int]:

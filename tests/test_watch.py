@@ -104,3 +104,18 @@ def test_a_customer_field_other_than_customer_id_still_skips_opted_out_customers
     assert info["n_opted_out"] == 1 and info["n_ok"] == 0
     close_readers(ws)
     assert not [f for f in ws.rglob("*") if f.is_file() and b"QZ31" in f.read_bytes()]
+
+
+def test_stdin_rejects_name_stdin_and_its_line_numbers(built, pipeline, tmp_path):
+    ws = Path(shutil.copytree(built, tmp_path / "ws"))
+    import_profiles(ws, str(SAMPLE / "profiles.csv"))  # C029 is opted out
+    lines = [_doc(40, "C029", "QV40"), "\n", _doc(41, "C007", "QV41"), "{not json\n",
+             json.dumps({"id": "W42", "customer_id": "C007", "text": "   "}) + "\n"]
+    seen = []
+    Watcher(ws, pipeline).run_stdin(batch=10, wait=0.5, stream=io.StringIO("".join(lines)), on_file=seen.append)
+    assert len(seen) == 1 and seen[0]["file"] == "<stdin>" and seen[0]["lines"] == [3, 5]
+    assert (seen[0]["n_in"], seen[0]["n_ok"], seen[0]["n_rejected"], seen[0]["n_opted_out"]) == (4, 1, 2, 1)
+    rejects = [json.loads(x) for f in (ws / "watch").glob("*.rejects.jsonl") for x in f.read_text("utf-8").splitlines()]
+    # the lines as the producer numbered them on stdin (the opted-out line 1 and the blank line 2 included)
+    assert sorted((r["source"], r["line"]) for r in rejects) == [("<stdin>", 4), ("<stdin>", 5)]
+    assert all("stdin-" not in r["reason"] for r in rejects)
