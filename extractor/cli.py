@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import Workspace
+from .cli_common import AgentNames, Workspace
 from .cli_common import fail as _fail
 from .cli_common import setup_logging as _setup_logging
 from .errors import SignalsError
@@ -56,6 +56,7 @@ def extract(
     id_field: Annotated[str, typer.Option(help="Field holding the document id.")] = "id",
     customer_field: Annotated[str, typer.Option(help="Field holding the customer id.")] = "customer_id",
     turns_field: Annotated[str, typer.Option(help="Field holding transcript turns.")] = "turns",
+    agent_name: AgentNames = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Input format: jsonl|json|csv|tsv|parquet|txt.")] = None,
     encoding: Annotated[str, typer.Option(help="Input text encoding.")] = "utf-8",
     max_chars: Annotated[int, typer.Option(help="Reject documents longer than this.")] = 1_000_000,
@@ -111,7 +112,7 @@ def extract(
 
     try:
         pipe = Pipeline(taxonomy, encoder=encoder, catalog=catalog, max_chars=max_chars, model=model, mode=mode,
-                        llm=llm)
+                        llm=llm, agent_names=agent_name or ())
         outputs.register(workspace, out)  # before the first row is written: `signals forget` must reach it
         with progress("extracting") as update:
             summary = pipe.run(inputs, out, fields=fields, fmt=fmt, encoding=encoding, resume=resume,
@@ -133,9 +134,12 @@ def extract(
             typer.echo(json.dumps({"indexed": index_results(workspace, [str(out)], embedder=embedder)}))
         except SignalsError as exc:
             _fail(exc)
-    if summary.n_in == 0:
+    missing = summary.reject_reasons.get("path not found", 0)
+    if summary.n_in == missing:  # nothing at all, or only paths that do not exist: not a successful run
         typer.secho("error: no documents were read: check the input paths and formats.", err=True, fg="red")
         raise typer.Exit(1)
+    if missing:
+        typer.secho(f"warning: {missing} input path(s) not found; see {summary.rejects}", err=True, fg="yellow")
 
 
 @app.command(name="eval")
@@ -230,7 +234,7 @@ def train(
 def show(
     results: Annotated[Path, typer.Argument(help="Output of `signals extract` (.jsonl or .parquet).")],
     doc_id: Annotated[list[str] | None, typer.Option("--id", help="Document id(s) to show (default: first 3).")] = None,
-    limit: Annotated[int, typer.Option(help="How many documents to show without --id.")] = 3,
+    limit: Annotated[int, typer.Option(help="How many documents to show without --id.", min=1)] = 3,
 ) -> None:
     """Show documents' signals with their quotes highlighted in context."""
     from .io import read_results

@@ -12,6 +12,9 @@ from .errors import SignalsError
 
 Workspace = Annotated[Path, typer.Option(help="Workspace holding the store, index, profiles and audit log.")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+AgentNames = Annotated[list[str] | None, typer.Option(
+    "--agent-name", help="A transcript speaker who is an agent although the label does not say so (\"Dana\"); "
+                         "repeat for several. Labels like Agent, Support, Rep are recognised without it.")]
 
 
 def fail(exc: SignalsError) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from .cli_common import AsJson, Workspace, setup_logging
+from .cli_common import AgentNames, AsJson, Workspace, setup_logging
 from .cli_common import fail as _fail
 from .errors import ConfigError, SignalsError
 
@@ -327,6 +327,7 @@ def watch(
                                                      "matched on (e.g. customer_email with --key email), so "
                                                      "opted-out customers are recognised.")] = "customer_id",
     turns_field: Annotated[str, typer.Option(help="Field holding transcript turns.")] = "turns",
+    agent_name: AgentNames = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Extract, store, index and refresh state for each new file as it lands (exactly once, across restarts)."""
@@ -340,7 +341,8 @@ def watch(
 
     try:
         fields = FieldMap(text=text_field, id=id_field, customer=customer_field, turns=turns_field)
-        watcher = Watcher(workspace, Pipeline(taxonomy, catalog=catalog, model=model), settle=settle, fields=fields)
+        watcher = Watcher(workspace, Pipeline(taxonomy, catalog=catalog, model=model, agent_names=agent_name or ()),
+                          settle=settle, fields=fields)
         if directory == "-":
             watcher.run_stdin(batch=batch, on_file=show)
         else:

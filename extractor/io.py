@@ -52,6 +52,7 @@ __all__ = [
     "ResultSink",
     "RejectSink",
     "rejects_path_for",
+    "reject_key",
     "summary_path_for",
     "partial_path_for",
     "write_summary",
@@ -131,8 +132,9 @@ class DocumentReader:
             for line, raw, item in read_source(src, self.options):
                 if isinstance(item, Document):
                     prev = first_seen.get(item.id)
-                    longer = f"{Path(src.name).with_suffix('')}:{line}"
-                    if prev is not None and item.id == f"{src.stem}:{line}" and longer not in first_seen:
+                    at = "" if line is None else f":{line}"  # a .txt file's id is its name alone
+                    longer = f"{Path(src.name).with_suffix('')}{at}"
+                    if prev is not None and item.id == f"{src.stem}{at}" and longer not in first_seen:
                         # an id made from the file name (the row had none) met the same name in another
                         # folder: the path as given tells them apart
                         item = item.model_copy(update={"id": longer})
@@ -352,10 +354,18 @@ class ResultSink(_JsonlAppender):
             self._close_file()
 
 
+def reject_key(row: dict[str, Any] | Reject) -> str:
+    """What makes a reject the same one on a rerun: its source and line, or its source and id without a line."""
+    row = row.model_dump() if isinstance(row, Reject) else row
+    if row.get("line") is not None:
+        return f"{row.get('source')}:{row.get('line')}"
+    return f"{row.get('source')}:id={row.get('id')}"
+
+
 class RejectSink(_JsonlAppender):
     """Appends :class:`Reject` rows to a JSONL file, resuming like :class:`ResultSink`.
 
-    ``done_keys`` holds ``f"{source}:{line}"`` and the ids of rejects already in the file;
+    ``done_keys`` holds the :func:`reject_key` of every reject already in the file;
     ``count`` is the rejects present before plus those written now.
 
     >>> sink = RejectSink(rejects_path_for(Path("out.jsonl")))  # doctest: +SKIP
@@ -369,9 +379,7 @@ class RejectSink(_JsonlAppender):
 
     def _seen(self, row: dict[str, Any]) -> None:
         self.count += 1
-        self.done_keys.add(f"{row.get('source')}:{row.get('line')}")
-        if row.get("id") is not None:
-            self.done_keys.add(str(row["id"]))
+        self.done_keys.add(reject_key(row))
 
     def write(self, reject: Reject) -> None:
         """Append one reject."""

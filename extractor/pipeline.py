@@ -44,7 +44,7 @@ class Pipeline:
                  label_field: str = "label", model: str | Path | None = None,
                  encoder: str | None = None, catalog: str | Path | None = None,
                  sentiment_head: str | Path | None = None, ner: bool = True, max_chars: int = 1_000_000,
-                 mode: str = "local", llm=None):
+                 mode: str = "local", llm=None, agent_names: Iterable[str] = ()):
         from .cascade import MODES
 
         if mode not in MODES:
@@ -57,6 +57,8 @@ class Pipeline:
         self.model_spec = model
         self.encoder_spec, self.catalog_spec, self.head_spec = encoder, catalog, sentiment_head
         self.use_ner, self.max_chars = ner, max_chars
+        # speakers who are agents although their label does not say so ("Dana: Hi, this is Dana from support")
+        self.agent_names = frozenset(n.strip() for n in agent_names if n.strip())
         self._local = None
         self._provenance_models: dict[str, str] = {}
         self._taxonomy_id: str | None = None
@@ -207,7 +209,7 @@ class Pipeline:
         In llm and cascade modes an item is None when the token budget ran out before its turn."""
         if not docs:
             return []
-        docs = [_with_roles(d) for d in docs]
+        docs = [_with_roles(d, self.agent_names) for d in docs]
         if self.mode == "local":
             return self._local_batch(docs)
         from .cascade import llm_stage
@@ -223,8 +225,9 @@ class Pipeline:
             todo = [d for i, d in enumerate(docs) if i not in empty]
             done = iter(self._local_batch(todo))
             return [_no_customer_text(d) if i in empty else next(done) for i, d in enumerate(docs)]
+        local = self.local  # loading the models is not a document's failure: a bad option fails the call
         try:
-            batches = self.local.extract_batch(list(docs))
+            batches = local.extract_batch(list(docs))
         except SignalsError:
             raise
         except Exception:  # a failure in one document must not lose the batch: retry one by one
@@ -278,10 +281,14 @@ class Pipeline:
         own = [out, rejects_path_for(out), summary_path_for(out), partial_path_for(out)]
         _check_output_path(out, inputs, batch_size)
         reader = DocumentReader(inputs, fields or FieldMap(), fmt=fmt, max_chars=self.max_chars, encoding=encoding,
-                                exclude=own)
+                                exclude=own, agent_names=self.agent_names)
         self.load()  # load models (and fail on a bad option) before any output is touched
-        out.parent.mkdir(parents=True, exist_ok=True)
-        sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            sink, rejects = ResultSink(out, resume=resume), RejectSink(rejects_path_for(out), resume=resume)
+        except OSError as exc:
+            raise ConfigError(f"cannot write --out {out}: {exc.strerror or exc}; choose a writable folder "
+                              "(its parents must be folders, not files)") from exc
         tally = _Tally()
         t0 = time.perf_counter()
         try:
@@ -289,15 +296,14 @@ class Pipeline:
                 todo = []
                 for item in batch:
                     if isinstance(item, Reject):
-                        tally.rejected(item, rejects, key=f"{item.source}:{item.line}")
+                        tally.rejected(item, rejects)
                     elif is_opted_out(item.customer_id, opted_out):
                         tally.n_in += 1
                         tally.n_opted_out += 1
                     elif item.id in sink.done_ids and sink.changed(item):
                         tally.rejected(Reject(source=str(out), id=item.id, stage="validate", reason=(
                             f"changed since {out.name} was written: its result there is of another text; to "
-                            "extract it again, run with --no-resume or write to a new --out")), rejects,
-                            key=f"changed:{item.id}")
+                            "extract it again, run with --no-resume or write to a new --out")), rejects)
                     elif item.id in sink.done_ids:
                         tally.resumed(sink.done_ids[item.id][1])
                     else:
@@ -309,7 +315,7 @@ class Pipeline:
                     if isinstance(res, Reject):
                         if res.id in reader.where:  # the file and line it came from, as read rejects have
                             res = res.model_copy(update=dict(zip(("source", "line"), reader.where[res.id])))
-                        tally.rejected(res, rejects, key=res.id or "")
+                        tally.rejected(res, rejects)
                     else:
                         sink.write(res)
                         tally.ok(res)
@@ -344,13 +350,14 @@ def _check_output_path(out: Path, inputs: Sequence[str], batch_size: int) -> Non
         raise ConfigError(f"--out {out} is also an input; write the results to another file")
 
 
-def _with_roles(doc: Document) -> Document:
+def _with_roles(doc: Document, agent_names: frozenset[str] = frozenset()) -> Document:
     """Fill in ``role`` for turns built in code (``Turn(speaker="Agent", ...)``), as the readers do."""
     if doc.turns is None or all(t.role != "unknown" for t in doc.turns):
         return doc
     from .ingest.transcript import speaker_role
 
-    turns = [t if t.role != "unknown" else t.model_copy(update={"role": speaker_role(t.speaker)}) for t in doc.turns]
+    turns = [t if t.role != "unknown" else t.model_copy(update={"role": speaker_role(t.speaker, agent_names)})
+             for t in doc.turns]
     return doc.model_copy(update={"turns": turns})
 
 
@@ -378,13 +385,13 @@ class _Tally:
         self.usage: Counter = Counter()
         self.stopped: str | None = None
 
-    def rejected(self, item: Reject, sink, key: str) -> None:
-        from .io import reject_category
+    def rejected(self, item: Reject, sink) -> None:
+        from .io import reject_category, reject_key
 
         self.n_in += 1
         self.n_rej += 1
         self.reasons[reject_category(item.reason)] += 1
-        if key not in sink.done_keys:  # a resumed run does not write the same reject twice
+        if reject_key(item) not in sink.done_keys:  # a resumed run does not write the same reject twice
             sink.write(item)
 
     def resumed(self, firsts: dict[str, str]) -> None:

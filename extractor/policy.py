@@ -131,6 +131,8 @@ def load_policy(path: str | Path) -> list[Rule]:
         doc = yaml.safe_load(p.read_text("utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"Policy {p} is not valid YAML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read policy {p}: {exc}; it must be a UTF-8 YAML file") from exc
     if not isinstance(doc, dict):
         raise ConfigError(f"Policy {p}: the file must be a mapping with `rules:` (a list of rules), "
                           f"not a {type(doc).__name__}")

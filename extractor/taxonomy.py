@@ -55,7 +55,7 @@ def _from_yaml(path: Path | None) -> Taxonomy:
         else:
             raw = path.read_text("utf-8")
         tax = Taxonomy.model_validate(yaml.safe_load(raw))
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, ValidationError) as exc:
         raise ConfigError(
             f"Cannot read taxonomy {path or DEFAULT_TAXONOMY}: {exc}. "
             "A taxonomy is YAML with 'id' and 'intents: [{label, description, examples}]'."

@@ -107,48 +107,23 @@ class Watcher:
         from . import outputs
 
         outputs.register(self.workspace, out)
-        summary = self.pipeline.run(
-            [str(path)], out, fields=self.fields, resume=False, opted_out=opted_out_markers(self.workspace)
-        )
+        summary = self.pipeline.run([str(path)], out, fields=self.fields, resume=False,
+                                    opted_out=opted_out_markers(self.workspace))
 
         def record(store: Store) -> None:
-            store.db.execute(
-                "INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    str(path),
-                    digest,
-                    summary.n_in,
-                    summary.n_ok,
-                    summary.n_rejected,
-                    summary.n_opted_out,
-                    str(out),
-                    arrived,
-                    datetime.now(timezone.utc),
-                ],
-            )
+            store.db.execute("INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             [str(path), digest, summary.n_in, summary.n_ok, summary.n_rejected,
+                              summary.n_opted_out, str(out), arrived, datetime.now(timezone.utc)])
 
         indexed = index_results(self.workspace, [str(out)], index=self.index, then=record)
         if path in self._seen:
             self._seen[path] = (*self._seen[path][:2], -1.0)
-        return {
-            "file": str(path),
-            "output": str(out),
-            "n_in": summary.n_in,
-            "n_ok": summary.n_ok,
-            "n_rejected": summary.n_rejected,
-            "n_opted_out": summary.n_opted_out,
-            "customers_updated": indexed["customers_updated"],
-        }
+        return {"file": str(path), "output": str(out), "n_in": summary.n_in, "n_ok": summary.n_ok,
+                "n_rejected": summary.n_rejected, "n_opted_out": summary.n_opted_out,
+                "customers_updated": indexed["customers_updated"]}
 
-    def run(
-        self,
-        directory: str | Path,
-        *,
-        poll: float = 0.25,
-        once: bool = False,
-        on_file: Callable[[dict], None] | None = None,
-        stop: threading.Event | None = None,
-    ) -> int:
+    def run(self, directory: str | Path, *, poll: float = 0.25, once: bool = False,
+            on_file: Callable[[dict], None] | None = None, stop: threading.Event | None = None) -> int:
         """Process files as they land until ``stop`` is set (or, with ``once``, until none is left)."""
         directory = Path(directory)
         self.pipeline.load()
@@ -173,9 +148,8 @@ class Watcher:
     def _pending(self) -> bool:
         return any(v[2] != -1.0 for v in self._seen.values())
 
-    def run_stdin(
-        self, *, batch: int = 64, wait: float = 1.0, on_file: Callable[[dict], None] | None = None, stream=None
-    ) -> int:
+    def run_stdin(self, *, batch: int = 64, wait: float = 1.0, on_file: Callable[[dict], None] | None = None,
+                  stream=None) -> int:
         """Read JSONL documents from stdin; every ``batch`` lines (or ``wait`` seconds) becomes one file."""
         stream = stream or sys.stdin
         lines: queue.Queue[tuple[int, str] | None] = queue.Queue()
@@ -217,12 +191,8 @@ class Watcher:
                     _point_rejects_at_stdin(Path(info.pop("output")), path.name, [no for no, _ in kept])
                 finally:
                     path.unlink(missing_ok=True)
-                info.update(
-                    file="<stdin>",
-                    lines=[kept[0][0], kept[-1][0]] if kept else None,
-                    n_in=info["n_in"] + skipped,
-                    n_opted_out=info["n_opted_out"] + skipped,
-                )
+                info.update(file="<stdin>", lines=[kept[0][0], kept[-1][0]] if kept else None,
+                            n_in=info["n_in"] + skipped, n_opted_out=info["n_opted_out"] + skipped)
                 n += 1
                 if on_file:
                     on_file(info)

@@ -91,6 +91,10 @@ def read_csv(src: Source, stream: BinaryIO, enc: str, opts: Options) -> Iterator
             if len(set(header)) != len(header):
                 log.warning("%s: the header repeats a column name; the last one wins", src.name)
             continue
+        if [c.lstrip("\ufeff") for c in rec] == [c.lstrip("\ufeff") for c in header]:
+            yield reject(src.name, start, "repeated header: this row is the header again (files joined "
+                         "together?); it is skipped, not read as a document", "parse", raw)
+            continue
         if len(rec) != len(header):
             yield reject(
                 src.name,

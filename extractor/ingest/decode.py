@@ -9,10 +9,12 @@ import io
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from extractor.ingest.common import RowError, reject
+from extractor.ingest.common import SURROGATE, RowError, reject
 from extractor.types import Reject
 
 SNIFF_BYTES = 8192
+MARK = "signals.mark-undecodable"
+codecs.register_error(MARK, lambda e: ("\udfff", e.end))  # a lone surrogate: the line holding it is rejected
 
 
 class _Prefixed(io.RawIOBase):
@@ -40,8 +42,12 @@ def is_wide(encoding: str) -> bool:
     return codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
 
 
-def sniff(stream: BinaryIO, encoding: str) -> tuple[BinaryIO, str, str | None]:
-    """Detect a BOM (dropping a UTF-8 one) and binary content. Returns (stream, encoding, problem)."""
+def sniff(stream: BinaryIO, encoding: str, lines: bool = False) -> tuple[BinaryIO, str, str | None]:
+    """Detect a BOM (dropping a UTF-8 one) and binary content. Returns (stream, encoding, problem).
+
+    With ``lines`` (JSONL, CSV, TSV: one record per line) a file is only judged binary as a whole when
+    no complete line in its first bytes is clean text; otherwise each bad line is rejected on its own,
+    so one junk row does not cost the good rows around it."""
     head = stream.read(SNIFF_BYTES)
     skip = 0
     if head.startswith(codecs.BOM_UTF8):
@@ -54,7 +60,25 @@ def sniff(stream: BinaryIO, encoding: str) -> tuple[BinaryIO, str, str | None]:
         enc = encoding
     body = head[skip:]
     out = io.BufferedReader(_Prefixed(body, stream))  # type: ignore[arg-type]
-    return out, enc, (None if is_wide(enc) else _binary_problem(body, enc))  # type: ignore[return-value]
+    problem = None if is_wide(enc) else _binary_problem(body, enc)
+    if problem is not None and lines and not problem.startswith(MAGIC) and _has_clean_line(body, enc):
+        problem = None
+    return out, enc, problem  # type: ignore[return-value]
+
+
+MAGIC = ("binary data: the file is",)  # gzip, zip, Parquet: never text, whatever the lines look like
+
+
+def _has_clean_line(head: bytes, enc: str) -> bool:
+    """Whether a complete line of ``head`` holds no NUL byte and decodes as ``enc`` (a text file with junk rows)."""
+    for line in head.split(b"\n")[:-1]:  # the last piece may be cut off by the sniff window
+        if line.strip() and b"\x00" not in line:
+            try:
+                line.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            return True
+    return False
 
 
 def _binary_problem(head: bytes, enc: str) -> str | None:
@@ -68,7 +92,7 @@ def _binary_problem(head: bytes, enc: str) -> str | None:
         return None
     nul = head.count(0)
     if nul / len(head) > 0.05:
-        if head[1::2].count(0) > 0.8 * nul or head[0::2].count(0) > 0.8 * nul:
+        if nul / len(head) > 0.3 and (head[1::2].count(0) > 0.8 * nul or head[0::2].count(0) > 0.8 * nul):
             return (
                 "binary data (NUL bytes): this looks like UTF-16 text without a BOM; "
                 "pass --encoding utf-16-le (or utf-16-be)"
@@ -101,8 +125,8 @@ def undecodable(src: str, data: bytes, enc: str, e: UnicodeDecodeError, id: str 
 
 def iter_lines(stream: BinaryIO, enc: str, cap: int) -> Iterator[tuple[int, str | RowError, Any]]:
     """Yield ``(line number, text or RowError, raw)`` splitting on ``\\n`` only; ends are kept."""
-    if is_wide(enc):
-        reader: Any = io.TextIOWrapper(stream, encoding=enc, newline="\n")
+    if is_wide(enc):  # undecodable code units become lone surrogates, and only their line is rejected
+        reader: Any = io.TextIOWrapper(stream, encoding=enc, errors=MARK, newline="\n")
     else:
         reader = stream
     n = offset = 0
@@ -144,7 +168,7 @@ def iter_lines(stream: BinaryIO, enc: str, cap: int) -> Iterator[tuple[int, str 
                 yield (
                     n,
                     RowError(
-                        "binary data (NUL bytes) in the line; remove the binary junk or check that this is a text file",
+                        "binary data: NUL bytes in the line; remove the binary junk or check that this is a text file",
                         "read",
                     ),
                     line,
@@ -165,6 +189,17 @@ def iter_lines(stream: BinaryIO, enc: str, cap: int) -> Iterator[tuple[int, str 
                 )
                 continue
         elif "\x00" in line:
-            yield n, RowError("binary data (NUL characters) in the line; remove them", "read"), line
+            yield n, RowError("binary data: NUL characters in the line; remove them", "read"), line
+            continue
+        elif (m := SURROGATE.search(line)) is not None:
+            yield (
+                n,
+                RowError(
+                    f"invalid {enc_name(enc)}: undecodable bytes at character {m.start()} of line {n}; "
+                    "re-save the file or check --encoding",
+                    "read",
+                ),
+                SURROGATE.sub("\ufffd", line),
+            )
             continue
         yield n, line, line

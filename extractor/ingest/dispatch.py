@@ -28,7 +28,7 @@ def read_source(src: Source, opts: Options) -> Iterator[Item]:
             yield from _documents(read_parquet(src, None if src.path else sys.stdin.buffer), src, opts)
             return
         with open(src.path, "rb") if src.path is not None else _NoClose(sys.stdin.buffer) as raw_stream:
-            stream, enc, problem = sniff(raw_stream, opts.encoding)
+            stream, enc, problem = sniff(raw_stream, opts.encoding, lines=src.fmt in ("jsonl", "csv", "tsv"))
             if problem is not None:
                 yield None, None, reject(src.name, None, problem, raw=stream.read(RAW_CHARS))
                 return

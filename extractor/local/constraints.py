@@ -71,9 +71,21 @@ def load_catalog(path: str | Path | None) -> dict[str, str]:
             for alias in [name, *(item.get("aliases", []) if isinstance(item, dict) else [])]:
                 out[str(alias).lower()] = name
         return out
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Cannot read catalog {path}: it is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                          "re-save it as UTF-8.") from exc
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"Cannot read catalog {path}: {exc}. Expected YAML 'products: [{{name, aliases}}]'.") \
             from exc
+
+
+def _lookup(table: dict[str, str], matched: str) -> str:
+    """The entry a case-insensitive regex matched: ``re.I`` folds some letters (``ſ`` to s, ``İ`` to i)
+    that ``str.lower`` does not, so a miss is matched again key by key the way the regex did."""
+    hit = table.get(matched.lower())
+    if hit is None:
+        hit = next((v for k, v in table.items() if re.fullmatch(re.escape(k), matched, re.I)), matched)
+    return hit
 
 
 def _money_value(text: str) -> dict:
@@ -155,7 +167,7 @@ class ConstraintExtractor:
             before, after = text[max(0, m.start() - 14):m.start()], text[m.end():m.end() + 16]
             if L.LANGUAGE_BEFORE.search(before) or L.LANGUAGE_AFTER.search(after):
                 out.append(Constraint("language", m.start(), m.end(), m.group(),
-                                      {"language": m.group().capitalize(), "code": L.LANGUAGES[m.group().lower()]},
+                                      {"language": m.group().capitalize(), "code": _lookup(L.LANGUAGES, m.group())},
                                       "rule"))
         for m in L.OTHER.finditer(text):
             kind = "contract" if m.group("contract") else "accessibility"
@@ -163,7 +175,7 @@ class ConstraintExtractor:
         if self._catalog_re:
             for m in self._catalog_re.finditer(text):
                 out.append(Constraint("product", m.start(), m.end(), m.group(),
-                                      {"name": self.catalog[m.group().lower()]}, "catalog"))
+                                      {"name": _lookup(self.catalog, m.group())}, "catalog"))
         return out
 
     def entities(self, texts: list[str]) -> list[list[tuple[int, int, str]]]:

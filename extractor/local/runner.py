@@ -255,7 +255,7 @@ class LocalExtractor:
         out: list[Signal] = []
         by_role: dict[str, list[tuple[np.ndarray, float, _Unit]]] = {}
         for u in units:
-            if not u.sentences:
+            if not u.sentences or u.role == "system":  # "Call transferred" has no feelings, and is no agent's
                 continue
             p = self._unit_proba(u, ctx)
             role = "customer" if is_customer(u.role) else "agent"
